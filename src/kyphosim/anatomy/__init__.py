@@ -1,0 +1,1 @@
+"""Anatomy: synthetic spine phantoms with known truth (and, later, anatomical models)."""

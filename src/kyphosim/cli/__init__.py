@@ -1,0 +1,1 @@
+"""The ``kyphosim`` command line: a thin Typer layer over the pipeline packages."""

@@ -1,0 +1,36 @@
+"""Shared fixtures: the real data folder (tests skip cleanly without it) and small helpers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+from kyphosim.datasets import shared_data_dir  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` (or ``$KYPHOSIM_DATA``); skips the test when it is absent."""
+    d = shared_data_dir()
+    if d is None:
+        pytest.skip("shared data not available (set KYPHOSIM_DATA or place ../shared/data)")
+    return d
+
+
+@pytest.fixture()
+def cli():
+    """Run the kyphosim CLI in-process: ``code, out, err = cli([...], capsys)``."""
+    from kyphosim.cli.main import main
+
+    def run(args, capsys):
+        code = main([str(a) for a in args])
+        cap = capsys.readouterr()
+        return code, cap.out, cap.err
+
+    return run
