@@ -12,6 +12,8 @@ import os
 import warnings
 from pathlib import Path
 
+import logging
+
 import nibabel as nib
 import numpy as np
 
@@ -27,6 +29,8 @@ __all__ = [
 ]
 
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
+# nibabel logs header fixes on stderr; kyphosim reports problems itself, one line each
+logging.getLogger("nibabel").setLevel(logging.ERROR)
 
 
 def _is_nifti(path: Path) -> bool:
@@ -57,6 +61,7 @@ def load_image(path: str | os.PathLike) -> Volume:
 def _read_nifti(p: Path) -> Volume:
     try:
         img = nib.load(str(p))
+        raw_zooms = _raw_pixdim(p, img)
         data = np.asanyarray(img.dataobj)
     except Exception as exc:  # nibabel raises many types for corrupt files
         raise InputError(f"cannot read {p.name} as NIfTI: {str(exc).splitlines()[0][:120]}") from None
@@ -70,9 +75,21 @@ def _read_nifti(p: Path) -> Volume:
     if affine is None or not np.all(np.isfinite(affine)):
         raise InputError(f"{p.name} has a non-finite affine (NaN/inf in the header geometry)")
     zooms = np.asarray(img.header.get_zooms()[:3], float)
+    if raw_zooms is not None and (np.any(raw_zooms <= 0) or np.any(~np.isfinite(raw_zooms))):
+        raise InputError(f"{p.name} has zero or invalid voxel spacing {raw_zooms.tolist()} in its header")
     if np.any(zooms <= 0) or np.any(~np.isfinite(zooms)):
         raise InputError(f"{p.name} has zero or invalid voxel spacing {zooms.tolist()}")
     return Volume(data, affine, meta={"path": str(p), "format": "nifti"})
+
+
+def _raw_pixdim(p: Path, img) -> np.ndarray | None:
+    """pixdim[1:4] as stored in the file (nibabel silently replaces zeros by 1 on load)."""
+    hdr_cls = type(img.header)
+    if not hasattr(hdr_cls, "from_fileobj") or not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
+        return None
+    with nib.openers.ImageOpener(str(p)) as fobj:
+        raw = hdr_cls.from_fileobj(fobj, check=False)
+    return np.asarray(raw["pixdim"][1:4], float)
 
 
 # ---------------------------------------------------------------------------------- DICOM
