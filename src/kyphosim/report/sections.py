@@ -1,0 +1,200 @@
+"""Report sections built from the stages' JSON results (their documented schemas).
+
+Each builder takes the stage's result as a plain dict (what the stage writes as JSON) plus figure
+files, so the report only depends on the published schemas, not on the stages' Python types.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from kyphosim.report.document import Section, fmt
+
+__all__ = [
+    "case_section", "truth_section", "assessment_section", "decision_section", "plan_section",
+    "simulation_section", "strength_section", "care_section", "stages_section", "png_files",
+]
+
+
+def png_files(paths: Iterable[Path | str]) -> list[tuple[Path, bytes]]:
+    """Read existing PNG files (missing ones are skipped)."""
+    out = []
+    for p in paths:
+        p = Path(p)
+        if p.is_file():
+            out.append((p, p.read_bytes()))
+    return out
+
+
+def _caption(path: Path) -> str:
+    return path.stem.replace("_", " ")
+
+
+def case_section(case: Mapping[str, Any], views_png: bytes | None = None) -> Section:
+    s = Section("Patient and case", "case")
+    rows = [[k.replace("_", " "), fmt(v)] for k, v in case.items() if v is not None and not isinstance(v, (dict, list))]
+    if rows:
+        s.table(["item", "value"], rows)
+    if views_png:
+        s.figure(views_png, "Sagittal, coronal and axial CT views with the vertebra labels.", id="fig-views")
+    return s
+
+
+def truth_section(truth: Mapping[str, Any]) -> Section:
+    """Phantom truth table (known answers of the synthetic case)."""
+    s = Section("Phantom truth (known answers)", "truth")
+    s.text("This case is a synthetic phantom: these are the true values it was drawn with, to compare "
+           "with what kyphosim measures below.", "note")
+    rows = []
+    for lv in truth.get("levels", []):
+        frac = lv.get("fracture") or {}
+        rows.append([lv.get("name"), fmt(lv.get("height_anterior_mm")), fmt(lv.get("height_middle_mm")),
+                     fmt(lv.get("height_posterior_mm")), fmt(lv.get("height_loss_pct")), fmt(lv.get("genant_grade")),
+                     lv.get("genant_type", "—"), fmt(lv.get("wedge_angle_deg")), fmt(lv.get("trabecular_hu"), 0),
+                     fmt(lv.get("vbmd_mg_cm3"), 0), frac.get("age", "—") if frac else "—"])
+    s.table(["level", "Ha mm", "Hm mm", "Hp mm", "loss %", "grade", "type", "wedge °", "trab. HU", "vBMD mg/cm³",
+             "age"], rows, "Heights as defined in docs/phantom.md.")
+    spine = truth.get("spine") or {}
+    if spine:
+        s.text(f"Regional kyphosis (truth): {fmt(spine.get('regional_kyphosis_deg'))}°.")
+    return s
+
+
+def assessment_section(a: Mapping[str, Any], figures: Iterable[Path] = ()) -> Section:
+    s = Section("Assessment: morphometry, Genant grade, bone density", "assessment")
+    spine = a.get("spine") or {}
+    s.text(f"Spinal Deformity Index {fmt(spine.get('sdi'))}; L1 trabecular attenuation "
+           f"{fmt(spine.get('l1_trabecular_hu'), 0)} HU ({spine.get('osteoporosis') or 'not assessed'}); "
+           f"regional kyphosis {fmt(spine.get('regional_kyphosis_deg'))}°.")
+    rows = []
+    for lv in a.get("levels", []):
+        rows.append([lv.get("name"), fmt(lv.get("height_anterior_mm")), fmt(lv.get("height_middle_mm")),
+                     fmt(lv.get("height_posterior_mm")), fmt(lv.get("height_loss_pct")), fmt(lv.get("genant_grade")),
+                     lv.get("genant_type") or "—", fmt(lv.get("wedge_angle_deg")), fmt(lv.get("trabecular_hu"), 0),
+                     fmt(lv.get("vbmd_mg_cm3"), 0), fmt(lv.get("posterior_wall_bulge_mm")),
+                     ", ".join(lv.get("flags") or []) or "—"])
+    s.table(["level", "Ha mm", "Hm mm", "Hp mm", "loss %", "grade", "type", "wedge °", "trab. HU", "vBMD",
+             "post. wall mm", "flags"], rows, "Heights along each body's own axis (docs/assessment.md).")
+    for p, png in png_files(figures):
+        s.figure(png, _caption(p), width_frac=0.49 if "spine" not in p.name else 1.0)
+    return s
+
+
+def decision_section(d: Mapping[str, Any]) -> Section:
+    s = Section("Decision: indications and contraindications", "decision")
+    levels = d.get("levels") or []
+    for lv in levels:
+        verdict = lv.get("verdict") or lv.get("decision") or "—"
+        s.text(f"{lv.get('name', lv.get('level', '?'))}: {verdict.replace('_', ' ')}",
+               "warning" if "contra" in verdict else "note")
+        rules = lv.get("rules") or lv.get("fired") or []
+        if rules:
+            s.table(["rule", "effect", "reason", "source"],
+                    [[r.get("id"), (r.get("verdict") or r.get("effect") or "").replace("_", " "), r.get("reason"),
+                      r.get("source")] for r in rules])
+    for key in ("patient_rules", "global_rules"):
+        rules = d.get(key) or []
+        if rules:
+            s.table(["rule", "effect", "reason", "source"],
+                    [[r.get("id"), (r.get("verdict") or r.get("effect") or "").replace("_", " "), r.get("reason"),
+                      r.get("source")] for r in rules], "Rules about the patient as a whole.")
+    if d.get("sins"):
+        sins = d["sins"]
+        s.text(f"SINS {sins.get('total')} ({sins.get('category')}).")
+    return s
+
+
+def plan_section(p: Mapping[str, Any], figures: Iterable[Path] = ()) -> Section:
+    s = Section("Plan: trajectories, margins and devices", "plan")
+    for lv in p.get("levels", []):
+        cem = lv.get("cement_volume_ml") or {}
+        s.text(f"{lv.get('name')}: {lv.get('approach')} approach, "
+               f"{'feasible' if lv.get('feasible') else 'NOT feasible'}; balloon {fmt(lv.get('balloon_length_mm'), 0)} mm; "
+               f"cement {fmt(cem.get('low'))}–{fmt(cem.get('high'))} mL (expected {fmt(cem.get('expected'))} mL); "
+               f"about {fmt(lv.get('procedure_minutes'), 0)} min.", "note" if lv.get("feasible") else "warning")
+        for r in lv.get("reasons") or []:
+            s.text(str(r))
+        rows = []
+        for t in lv.get("trajectories", []):
+            rows.append([t.get("side"), fmt(t.get("gauge")), fmt(t.get("length_mm")), fmt(t.get("pedicle_min_width_mm")),
+                         fmt(t.get("clearance_canal_mm")), fmt(t.get("clearance_cortex_mm")),
+                         fmt(t.get("convergence_deg")), fmt(t.get("sagittal_deg")),
+                         ", ".join(f"{v:.1f}" for v in t.get("entry_mm") or []),
+                         ", ".join(f"{v:.1f}" for v in t.get("target_mm") or [])])
+        if rows:
+            s.table(["side", "gauge G", "length mm", "pedicle min width mm", "canal clearance mm",
+                     "cortex clearance mm", "convergence °", "sagittal °", "entry (RAS mm)", "target (RAS mm)"], rows)
+    for path, png in png_files(figures):
+        s.figure(png, _caption(path), width_frac=0.49)
+    return s
+
+
+def simulation_section(results: Mapping[str, Mapping[str, Any]], figures: Iterable[Path] = ()) -> Section:
+    """``results`` maps technique name → simulation.json dict."""
+    s = Section("Simulated procedure", "simulation")
+    rows = []
+    for tech, r in results.items():
+        h = r.get("heights") or {}
+        cem = r.get("cement") or {}
+        leaks = cem.get("leaks") or []
+        balloons = r.get("balloons") or []
+        pmax = max((b.get("max_pressure_kpa") or 0 for b in balloons), default=None)
+        rows.append([tech, fmt((h.get("before") or {}).get("anterior")), fmt((h.get("after") or {}).get("anterior")),
+                     fmt(r.get("height_restoration_pct")), fmt(r.get("kyphotic_angle_change_deg")),
+                     fmt(pmax / 6.895 if pmax else None, 0), fmt(r.get("cavity_volume_ml")), fmt(cem.get("volume_ml")),
+                     fmt((cem.get("fill_fraction") or 0) * 100 if cem.get("fill_fraction") is not None else None),
+                     "; ".join(f"{lk.get('type')} {lk.get('volume_ml', 0):.2f} mL" for lk in leaks) or "none"])
+    s.table(["technique", "Ha before mm", "Ha after mm", "height restored %", "kyphosis change °", "max pressure psi",
+             "cavity mL", "cement mL", "fill %", "leaks"], rows)
+    for tech, r in results.items():
+        steps = r.get("steps") or []
+        if steps:
+            s.table(["step", "time s", "pressure kPa", "volume mL"],
+                    [[st.get("name"), fmt(st.get("time_s", st.get("time"))), fmt(st.get("pressure_kpa")),
+                      fmt(st.get("volume_ml"), 2)] for st in steps], f"{tech}: steps")
+    for path, png in png_files(figures):
+        s.figure(png, _caption(path), width_frac=0.49)
+    return s
+
+
+def strength_section(st: Mapping[str, Any], figures: Iterable[Path] = ()) -> Section:
+    s = Section("Strength: voxel finite elements", "strength")
+    cases = st.get("cases") if isinstance(st.get("cases"), (dict, list)) else None
+    if cases:
+        items = cases.items() if isinstance(cases, dict) else [(c.get("name"), c) for c in cases]
+        rows = [[name, fmt(c.get("stiffness_n_per_mm"), 0), fmt(c.get("failure_load_n"), 0),
+                 fmt(c.get("elements")), fmt((c.get("solver") or {}).get("iterations"))] for name, c in items]
+        s.table(["model", "stiffness N/mm", "failure load N", "elements", "CG iterations"], rows)
+    else:
+        s.table(["stiffness N/mm", "failure load N", "material law", "elements"],
+                [[fmt(st.get("stiffness_n_per_mm"), 0), fmt(st.get("failure_load_n"), 0), st.get("material_law"),
+                  fmt(st.get("elements"))]])
+    for key in ("change", "changes", "comparison"):
+        if isinstance(st.get(key), dict):
+            s.table(["quantity", "value"], [[k.replace("_", " "), fmt(v)] for k, v in st[key].items()
+                                            if not isinstance(v, (dict, list))])
+    for path, png in png_files(figures):
+        s.figure(png, _caption(path), width_frac=0.49)
+    return s
+
+
+def care_section(c: Mapping[str, Any]) -> Section:
+    s = Section("Post-operative care plan", "care")
+    ms = c.get("milestones") or []
+    if ms:
+        s.table(["date", "milestone", "details"],
+                [[m.get("date") or m.get("start"), m.get("title") or m.get("name"),
+                  m.get("description") or m.get("details") or ""] for m in ms])
+    flags = c.get("red_flags") or []
+    if flags:
+        s.text("Call your care team urgently for: " + "; ".join(
+            (f.get("text") if isinstance(f, dict) else str(f)) for f in flags) + ".", "warning")
+    return s
+
+
+def stages_section(stages: Mapping[str, Mapping[str, Any]]) -> Section:
+    s = Section("Pipeline stages", "stages")
+    s.table(["stage", "status", "seconds", "note"],
+            [[k, v.get("status"), fmt(v.get("seconds"), 1), v.get("reason") or ""] for k, v in stages.items()])
+    return s
