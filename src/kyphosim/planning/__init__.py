@@ -1,0 +1,1 @@
+"""Procedure planning: transpedicular trajectories, margins, device sizing, simulated fluoroscopy."""
