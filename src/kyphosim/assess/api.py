@@ -1,0 +1,259 @@
+"""``assess_spine``: the whole assessment of one spine CT (or label map) as a typed result."""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import numpy as np
+from scipy import ndimage
+
+from kyphosim.assess import density as dens
+from kyphosim.assess.genant import grade_spine
+from kyphosim.assess.geometry import BodyGeometry, prepare_subregions, vertebral_body_geometry
+from kyphosim.assess.kyphosis import local_kyphosis_deg, regional_kyphosis_deg, sagittal_axes
+from kyphosim.assess.model import DensityCalibration, LevelAssessment, SpineAssessment, SpineSummary
+from kyphosim.assess.morphometry import measure_morphometry
+from kyphosim.assess.posterior_wall import posterior_wall_bulge_mm
+from kyphosim.errors import GridMismatchError, InputError, KyphosimError, LabelError
+from kyphosim.imaging.labels import VERTEBRA_NAMES, craniocaudal_order, vertebra_name
+from kyphosim.imaging.volume import Volume
+
+__all__ = ["assess_spine", "missing_levels"]
+
+_STANDARD = list(range(1, 25))  # C1..L5
+
+
+def missing_levels(ids: list[int]) -> list[int]:
+    """Standard levels absent between the cranial-most and caudal-most present ones (T13/L6 ignored)."""
+    std = [i for i in ids if i in _STANDARD]
+    if len(std) < 2:
+        return []
+    lo, hi = min(std), max(std)
+    return [i for i in range(lo, hi + 1) if i not in std]
+
+
+def _round(x, nd=2):
+    if x is None:
+        return None
+    try:
+        xf = float(x)
+    except (TypeError, ValueError):
+        return None
+    return round(xf, nd) if np.isfinite(xf) else None
+
+
+def _rank(lid: int) -> float:
+    return 19.5 if lid == 28 else float(lid)
+
+
+def assess_spine(ct: Optional[Volume], labels: Volume, *, subregions: Optional[Volume] = None,
+                 resample_labels: bool = False, levels: Optional[list[int]] = None,
+                 osteoporosis_thresholds_hu: Optional[dict] = None,
+                 progress: Optional[Callable[[str], None]] = None) -> SpineAssessment:
+    """Assess every vertebra of ``labels``: morphometry, Genant grade/type, kyphosis, density, wall.
+
+    Parameters
+    ----------
+    ct : Volume or None
+        CT in HU on the label grid (None: morphometry only, density fields null).
+    labels : Volume
+        Vertebra label map (VerSe ids).
+    subregions : Volume, optional
+        Sub-region map on the label grid (kyphosim ids or TPTBox 41–50).
+    resample_labels : bool
+        Resample labels (and sub-regions) onto the CT grid when the grids differ; otherwise a
+        :class:`GridMismatchError` is raised.
+    levels : list of VerSe ids, optional
+        Restrict the per-level output to these levels (neighbours are still used as references).
+    osteoporosis_thresholds_hu : dict, optional
+        ``{"osteoporosis_max": 110, "osteopenia_max": 160}`` (Pickhardt 2013 by default).
+    """
+    if not isinstance(labels, Volume):
+        raise InputError("labels must be a kyphosim Volume (use kyphosim.imaging.load_labels)")
+    if ct is not None and not labels.same_grid(ct):
+        if not resample_labels:
+            raise GridMismatchError(
+                f"labels ({labels.shape}, {''.join(labels.axcodes)}) are not on the CT grid ({ct.shape}, "
+                f"{''.join(ct.axcodes)}); resample them (--resample-labels)")
+        labels = labels.resample(like=ct)
+        if subregions is not None:
+            subregions = subregions.resample(like=ct)
+    if subregions is not None and not subregions.same_grid(labels):
+        if not resample_labels:
+            raise GridMismatchError(
+                f"sub-regions ({subregions.shape}) are not on the label grid ({labels.shape}); "
+                f"resample them (--resample-labels)")
+        subregions = Volume(subregions.data, subregions.affine, is_label=True).resample(like=labels)
+    data = labels.data
+    if not np.issubdtype(data.dtype, np.integer):
+        data = np.round(data).astype(np.int32)
+    present = sorted({int(v) for v in np.unique(data) if v in VERTEBRA_NAMES})
+    ids = craniocaudal_order(present)
+    if not ids:
+        raise LabelError("the label map holds no vertebra (VerSe ids 1–25, 28)")
+    sub = prepare_subregions(subregions)
+    objs = ndimage.find_objects(data.astype(np.int32, copy=False))
+    coms = ndimage.center_of_mass(np.ones(data.shape, np.uint8), data, ids)
+    cent = {lid: labels.voxel_to_world(np.asarray(c)) for lid, c in zip(ids, coms)}
+    miss = missing_levels(ids)
+
+    # ------------------------------------------------------------------ geometry per level
+    geos: dict[int, BodyGeometry] = {}
+    errors: dict[int, str] = {}
+    for i, lid in enumerate(ids):
+        if progress:
+            progress(vertebra_name(lid))
+        up = ids[i - 1] if i > 0 and abs(_rank(ids[i - 1]) - _rank(lid)) <= 2 else None
+        dn = ids[i + 1] if i + 1 < len(ids) and abs(_rank(ids[i + 1]) - _rank(lid)) <= 2 else None
+        hint = None
+        if up is not None and dn is not None:
+            hint = cent[up] - cent[dn]
+        elif up is not None:
+            hint = cent[up] - cent[lid]
+        elif dn is not None:
+            hint = cent[lid] - cent[dn]
+        try:
+            geos[lid] = vertebral_body_geometry(labels, lid, _bbox=objs[lid - 1], si_hint=hint,
+                                                _subregion_data=sub)
+        except KyphosimError as exc:
+            errors[lid] = str(exc)
+        except (ValueError, np.linalg.LinAlgError) as exc:  # degenerate geometry: flag, never crash
+            errors[lid] = f"{type(exc).__name__}: {exc}"
+    morph = {lid: measure_morphometry(g) for lid, g in geos.items()}
+
+    # ------------------------------------------------------------------ grading
+    reliable = {lid: ("cut_by_fov" not in geos[lid].flags and "fragmented_mask" not in geos[lid].flags)
+                for lid in geos}
+    grade_in = [(lid, morph[lid].heights if lid in morph else (None, None, None)) for lid in ids]
+    grades = grade_spine(grade_in, reliable=reliable)
+
+    # ------------------------------------------------------------------ kyphosis
+    ok_geos = [geos[lid] for lid in ids if lid in geos]
+    axes = sagittal_axes(ok_geos) if ok_geos else None
+    regional = regional_kyphosis_deg(ok_geos, axes) if axes is not None and len(ok_geos) >= 2 else None
+
+    # ------------------------------------------------------------------ density
+    thresholds = osteoporosis_thresholds_hu or dens.PICKHARDT_THRESHOLDS_HU
+    hu: dict[int, float | None] = {}
+    dens_flags: dict[int, list[str]] = {}
+    calib = None
+    spine_flags: list[str] = []
+    if ct is not None:
+        for lid, g in geos.items():
+            try:
+                val, _, fl = dens.trabecular_hu(ct, g)
+            except (ValueError, IndexError) as exc:
+                val, fl = None, [f"trabecular_roi_failed: {exc}"]
+            hu[lid] = val
+            dens_flags[lid] = fl
+        if geos:
+            centres_vox = np.array([labels.world_to_voxel(g.frame.origin_mm) for g in geos.values()])
+            calib = dens.internal_calibration(ct, data > 0, centres_vox, axes[1])
+            spine_flags.extend(calib.flags)
+    else:
+        spine_flags.append("no_ct_density_not_measured")
+
+    # ------------------------------------------------------------------ per-level records
+    out_levels: list[LevelAssessment] = []
+    wanted = set(levels) if levels else None
+    for i, lid in enumerate(ids):
+        if wanted is not None and lid not in wanted:
+            continue
+        name = vertebra_name(lid)
+        flags: list[str] = []
+        if lid not in geos:
+            out_levels.append(LevelAssessment(label=lid, name=name,
+                                              flags=[f"measurement_failed: {errors.get(lid, 'unknown')}"]))
+            continue
+        g, m, gr = geos[lid], morph[lid], grades[lid]
+        flags.extend(g.flags)
+        flags.extend(f for f in m.flags if f not in flags)
+        flags.extend(f for f in gr.flags if f not in flags)
+        if g.voxel_si_mm > 2.0 and "coarse_slice_spacing" not in flags:
+            flags.append("coarse_slice_spacing")
+        # neighbours missing in the sequence
+        if lid - 1 in miss:
+            flags.append("level_missing_above")
+        if lid + 1 in miss:
+            flags.append("level_missing_below")
+        # grade close to a threshold given the height resolution
+        if gr.height_loss_pct is not None and gr.expected_height_mm:
+            margin = 100.0 * 2 * m.uncertainty_mm / gr.expected_height_mm
+            if any(abs(gr.height_loss_pct - t) < margin for t in (20.0, 25.0, 40.0)):
+                flags.append("grade_near_threshold")
+        up = geos.get(ids[i - 1]) if i > 0 and abs(_rank(ids[i - 1]) - _rank(lid)) <= 1 else None
+        dn = geos.get(ids[i + 1]) if i + 1 < len(ids) and abs(_rank(ids[i + 1]) - _rank(lid)) <= 1 else None
+        lk = local_kyphosis_deg(up, dn, axes) if axes is not None else None
+        try:
+            bulge = posterior_wall_bulge_mm(g)
+        except (ValueError, IndexError):
+            bulge = None
+            flags.append("posterior_wall_not_measured")
+        vb = None
+        if ct is not None:
+            flags.extend(dens_flags.get(lid, []))
+            if calib is not None and np.isfinite(calib.slope):
+                vb = calib.to_mg_cm3(hu.get(lid))
+        out_levels.append(LevelAssessment(
+            label=lid, name=name,
+            height_anterior_mm=_round(m.anterior_mm), height_middle_mm=_round(m.middle_mm),
+            height_posterior_mm=_round(m.posterior_mm),
+            ratio_anterior_posterior=_round(m.ratio_anterior, 3), ratio_middle_posterior=_round(m.ratio_middle, 3),
+            expected_height_mm=_round(gr.expected_height_mm),
+            expected_posterior_height_mm=_round(None if gr.deficit_posterior is None or m.posterior_mm is None
+                                                else m.posterior_mm / (1 - gr.deficit_posterior)),
+            height_loss_pct=_round(gr.height_loss_pct, 1), genant_grade=gr.grade, genant_type=gr.type,
+            wedge_angle_deg=_round(m.wedge_angle_deg), local_kyphosis_deg=_round(lk),
+            trabecular_hu=_round(hu.get(lid), 1), vbmd_mg_cm3=_round(vb, 1),
+            posterior_wall_bulge_mm=_round(bulge), body_depth_mm=_round(g.depth_mm),
+            body_width_mm=_round(g.width_mm), centroid_mm=[_round(v) for v in g.frame.origin_mm],
+            si_axis=[_round(v, 4) for v in g.frame.si], ap_axis=[_round(v, 4) for v in g.frame.ap],
+            lr_axis=[_round(v, 4) for v in g.frame.lr], voxel_size_si_mm=_round(g.voxel_si_mm, 3),
+            height_uncertainty_mm=_round(m.uncertainty_mm, 3), body_source=g.source,
+            reference_levels=gr.reference_levels, flags=flags,
+        ))
+
+    # ------------------------------------------------------------------ spine summary
+    by_name = {lv.name: lv for lv in out_levels}
+    sdi_names = [vertebra_name(i) for i in range(11, 24)]  # T4..L4
+    sdi_grades = [by_name[n].genant_grade for n in sdi_names if n in by_name]
+    sdi_known = [gr for gr in sdi_grades if gr is not None]
+    sdi = int(sum(sdi_known)) if len(sdi_known) == len(sdi_names) else None
+    sdi_partial = int(sum(sdi_known)) if sdi_known else None
+    l1_hu, l1_name = None, None
+    if ct is not None:
+        cands = [lv for lv in out_levels if lv.trabecular_hu is not None and lv.genant_grade == 0
+                 and lv.name in {"T11", "T12", "L1", "L2", "L3", "L4"}]
+        if cands:
+            best = min(cands, key=lambda lv: (abs(_rank(lv.label) - 20), _rank(lv.label)))
+            l1_hu, l1_name = best.trabecular_hu, best.name
+            if best.name != "L1":
+                spine_flags.append(f"l1_unavailable_used_{best.name}")
+        else:
+            spine_flags.append("no_normal_level_for_opportunistic_hu")
+    vb_vals = [lv.vbmd_mg_cm3 for lv in out_levels if lv.vbmd_mg_cm3 is not None and lv.genant_grade == 0
+               and lv.name.startswith("L")][:2]
+    vb_mean = float(np.mean(vb_vals)) if vb_vals else None
+    if miss:
+        spine_flags.append("levels_missing")
+    cal_model = None
+    if calib is not None and np.isfinite(calib.slope):
+        cal_model = DensityCalibration(effective_energy_kev=dens._E_KEV, tissues_hu=calib.tissues_hu,
+                                       tissues_used=calib.used, slope=calib.slope,
+                                       intercept_hu=calib.intercept_hu, r2=calib.r2,
+                                       mg_cm3_per_hu=calib.mg_cm3_per_hu)
+    spine = SpineSummary(
+        sdi=sdi, sdi_partial=sdi_partial, l1_trabecular_hu=l1_hu, l1_level=l1_name,
+        osteoporosis=dens.osteoporosis_category(l1_hu, thresholds) if l1_hu is not None else None,
+        osteoporosis_thresholds_hu=dict(thresholds), vbmd_mean_mg_cm3=_round(vb_mean, 1),
+        vbmd_category=dens.vbmd_category(vb_mean), density_calibration=cal_model,
+        regional_kyphosis_deg=_round(regional),
+        regional_levels=f"{ok_geos[0].name}-{ok_geos[-1].name}" if len(ok_geos) >= 2 else None,
+        fractured_levels=[lv.name for lv in out_levels if (lv.genant_grade or 0) >= 1],
+        missing_levels=[vertebra_name(i) for i in miss], flags=spine_flags,
+    )
+    inputs = {"ct": (ct.meta.get("path") if ct is not None else None), "labels": labels.meta.get("path"),
+              "subregions": (subregions.meta.get("path") if subregions is not None else None),
+              "label_grid_shape": list(labels.shape), "spacing_mm": [_round(s, 4) for s in labels.spacing],
+              "orientation": "".join(labels.axcodes)}
+    return SpineAssessment(inputs=inputs, levels=out_levels, spine=spine)

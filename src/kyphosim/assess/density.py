@@ -1,0 +1,189 @@
+"""Bone density from the CT: trabecular ROI, opportunistic HU category, internal vBMD calibration.
+
+* Trabecular HU: median HU in the vertebral body eroded by ``erode_mm`` (default 4 mm, as the
+  TotalSegmentator spine report; ``docs/peers.md``) from every surface (cortex and endplates) and
+  without the posterior 25 % of the depth (basivertebral vein).
+* Opportunistic category from the L1 (or nearest non-fractured level) median HU with the Pickhardt et
+  al. 2013 thresholds (Ann Intern Med; clinical-reference §2): > 160 HU normal, 110–160 osteopenia,
+  ≤ 110 osteoporosis (160 HU: 90 % sensitive, 110 HU: > 90 % specific). Configurable.
+* vBMD (mg/cm³ K2HPO4): internal (phantomless) calibration in the spirit of Michalski et al. 2020 /
+  Bonelab Ogo: the HU of air, adipose tissue, skeletal muscle and blood measured in the same scan are
+  regressed on their ideal HU at an effective energy (97 keV, attenuation coefficients from the Ogo
+  calibration shipped with the spineFE data), giving a per-scan linear HU correction; the corrected HU
+  is converted to K2HPO4 density with the K2HPO4-in-water mass-attenuation model. Null with a flag
+  when fewer than three reference tissues are found (cropped field of view).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from kyphosim.assess.geometry import BodyGeometry
+from kyphosim.imaging.volume import Volume, apply_affine
+
+__all__ = ["trabecular_hu", "osteoporosis_category", "internal_calibration", "PICKHARDT_THRESHOLDS_HU",
+           "QCT_THRESHOLDS_MG_CM3", "vbmd_category", "CalibrationResult"]
+
+#: Pickhardt 2013: ≤ 110 HU osteoporosis (> 90 % specific), ≤ 160 HU osteopenia or worse (90 % sensitive)
+PICKHARDT_THRESHOLDS_HU = {"osteoporosis_max": 110.0, "osteopenia_max": 160.0}
+#: ACR/consensus QCT: < 80 osteoporosis, 80–120 low bone density, > 120 normal (mg/cm³)
+QCT_THRESHOLDS_MG_CM3 = {"osteoporosis_below": 80.0, "normal_above": 120.0}
+
+# Reference tissues at 97 keV: mass attenuation (cm²/g) from the Ogo calibration report of the spineFE
+# data and ICRU-44 densities (g/cm³).
+_E_KEV = 97.0
+_MU_RHO = {"air": 0.156, "adipose": 0.170, "blood": 0.171, "muscle": 0.171, "water": 0.173, "k2hpo4": 0.205}
+_RHO = {"air": 0.0012, "adipose": 0.95, "blood": 1.06, "muscle": 1.05, "water": 1.0}
+_RHO_K2HPO4_SOLID = 2.44   # g/cm³; displaced water volume of dissolved salt
+
+
+def _ideal_hu(tissue: str) -> float:
+    mu = _MU_RHO[tissue] * _RHO[tissue]
+    mu_w = _MU_RHO["water"] * _RHO["water"]
+    return 1000.0 * (mu / mu_w - 1.0)
+
+
+def _mg_cm3_per_hu() -> float:
+    """K2HPO4 concentration per ideal HU: dμ/dc = (μ/ρ)_K − (μ/ρ)_w·ρ_w/ρ_K,solid (mass replacement)."""
+    mu_w = _MU_RHO["water"]
+    dmu_dc = _MU_RHO["k2hpo4"] - _MU_RHO["water"] / _RHO_K2HPO4_SOLID      # per g/cm³
+    return (mu_w / 1000.0) / dmu_dc * 1000.0                               # mg/cm³ per HU
+
+
+def trabecular_hu(ct: Volume, geo: BodyGeometry, *, erode_mm: float = 4.0,
+                  exclude_posterior_fraction: float = 0.25) -> tuple[float | None, int, list[str]]:
+    """Median HU of the eroded trabecular ROI of one body; returns (HU or None, voxels, flags)."""
+    flags: list[str] = []
+    body, aff = geo.body_mask_crop()
+    lo = geo._crop_lo
+    sl = tuple(slice(int(a), int(a) + s) for a, s in zip(lo, body.shape))
+    vals_all = ct.data[sl]
+    sp = np.sqrt((aff[:3, :3] ** 2).sum(axis=0))
+    padded = np.pad(body, 1)
+    dist = ndimage.distance_transform_edt(padded, sampling=sp)[1:-1, 1:-1, 1:-1]
+    e = erode_mm
+    roi = dist >= e
+    while roi.sum() < 20 and e > 1.0:
+        e *= 0.7
+        roi = dist >= e
+        if "roi_erosion_reduced" not in flags:
+            flags.append("roi_erosion_reduced")
+    if roi.sum() == 0:
+        return None, 0, flags + ["trabecular_roi_empty"]
+    idx = np.argwhere(roi)
+    loc = geo.frame.to_local(apply_affine(aff, idx))
+    keep = loc[:, 1] >= geo.posterior_ap_mm + exclude_posterior_fraction * geo.depth_mm
+    if keep.sum() >= 10:
+        idx = idx[keep]
+    v = vals_all[tuple(idx.T)].astype(float)
+    return float(np.median(v)), int(v.size), flags
+
+
+def osteoporosis_category(hu: float | None, thresholds: dict | None = None) -> str | None:
+    if hu is None or not np.isfinite(hu):
+        return None
+    t = thresholds or PICKHARDT_THRESHOLDS_HU
+    if hu <= t["osteoporosis_max"]:
+        return "osteoporosis"
+    if hu <= t["osteopenia_max"]:
+        return "osteopenia"
+    return "normal"
+
+
+def vbmd_category(mg: float | None) -> str | None:
+    if mg is None or not np.isfinite(mg):
+        return None
+    if mg < QCT_THRESHOLDS_MG_CM3["osteoporosis_below"]:
+        return "osteoporosis"
+    if mg <= QCT_THRESHOLDS_MG_CM3["normal_above"]:
+        return "low_bone_density"
+    return "normal"
+
+
+@dataclass
+class CalibrationResult:
+    tissues_hu: dict[str, float]
+    used: list[str]
+    slope: float
+    intercept_hu: float
+    r2: float | None
+    mg_cm3_per_hu: float
+    flags: list[str]
+
+    def to_mg_cm3(self, hu: float | None) -> float | None:
+        if hu is None or not np.isfinite(hu):
+            return None
+        hu_ideal = (hu - self.intercept_hu) / self.slope
+        return float(hu_ideal * self.mg_cm3_per_hu)
+
+
+def _reference_tissues(ct: Volume, spine_mask: np.ndarray, body_centres_vox: np.ndarray,
+                       ap_world: np.ndarray) -> dict[str, float]:
+    """Median HU of air, adipose, muscle and blood found in the scan (those that are present)."""
+    data = ct.data
+    sp = ct.spacing
+    # subsample for speed (≈ 2 mm)
+    step = np.maximum(1, np.round(2.0 / sp).astype(int))
+    sub = data[::step[0], ::step[1], ::step[2]].astype(np.float32)
+    out: dict[str, float] = {}
+    # smooth local mean/std in a 3×3×3 neighbourhood to keep only homogeneous tissue
+    mean = ndimage.uniform_filter(sub, 3)
+    sq = ndimage.uniform_filter(sub * sub, 3)
+    std = np.sqrt(np.maximum(sq - mean * mean, 0))
+    homog = std < 40.0
+    # body outline: largest component above −500 HU, holes filled slice-wise is costly → 3-D fill
+    body = ndimage.binary_fill_holes(sub > -500)
+    air = (sub < -950) & ~body & homog
+    if air.sum() >= 50:
+        out["air"] = float(np.median(sub[air]))
+    fat = (mean > -200) & (mean < -50) & (std < 25.0) & body
+    fat = ndimage.binary_erosion(fat)
+    if fat.sum() >= 50:
+        out["adipose"] = float(np.median(sub[fat]))
+    soft = (mean > -20) & (mean < 120) & (std < 25.0) & body & ~spine_mask[::step[0], ::step[1], ::step[2]]
+    if soft.sum() >= 50:
+        # muscle: posterior to the vertebral bodies (paraspinal); blood: anterior (aorta)
+        grid = np.argwhere(soft) * step
+        world = apply_affine(ct.affine, grid)
+        centre = apply_affine(ct.affine, body_centres_vox.mean(axis=0))
+        ap_off = (world - centre) @ ap_world
+        lat = np.linalg.norm((world - centre) - np.outer(ap_off, ap_world), axis=1)
+        vals = sub[soft]
+        musc = (ap_off < -30) & (ap_off > -90) & (lat < 80)
+        if musc.sum() >= 50:
+            out["muscle"] = float(np.median(vals[musc]))
+        blood = (ap_off > 20) & (ap_off < 70) & (lat < 45)
+        if blood.sum() >= 50:
+            out["blood"] = float(np.median(vals[blood]))
+    return out
+
+
+def internal_calibration(ct: Volume, spine_mask: np.ndarray, body_centres_vox: np.ndarray,
+                         ap_world: np.ndarray) -> CalibrationResult:
+    """Fit measured HU = intercept + slope × ideal HU over the reference tissues found."""
+    tissues = _reference_tissues(ct, spine_mask, body_centres_vox, ap_world)
+    flags: list[str] = []
+    used = [t for t in ("air", "adipose", "muscle", "blood") if t in tissues]
+    if "blood" in tissues and tissues["blood"] > 100.0:
+        used.remove("blood")
+        flags.append("blood_contrast_enhanced_not_used")
+    missing = [t for t in ("air", "adipose", "muscle", "blood") if t not in tissues]
+    if missing:
+        flags.append("calibration_tissue_missing:" + ",".join(missing))
+    k = _mg_cm3_per_hu()
+    if len(used) < 3 or "air" not in used:
+        return CalibrationResult(tissues, used, float("nan"), float("nan"), None, k,
+                                 flags + ["vbmd_calibration_unavailable"])
+    x = np.array([_ideal_hu(t) for t in used])
+    y = np.array([tissues[t] for t in used])
+    A = np.column_stack([np.ones_like(x), x])
+    (b0, b1), *_ = np.linalg.lstsq(A, y, rcond=None)
+    pred = A @ np.array([b0, b1])
+    ss = float(np.sum((y - y.mean()) ** 2))
+    r2 = 1.0 - float(np.sum((y - pred) ** 2)) / ss if ss > 0 else None
+    if not (0.7 < b1 < 1.3):
+        flags.append("vbmd_calibration_implausible")
+    return CalibrationResult(tissues, used, float(b1), float(b0), r2, k, flags)

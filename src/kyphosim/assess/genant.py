@@ -1,0 +1,169 @@
+"""Genant semi-quantitative grading with level-dependent normal shape and neighbour-based expectation.
+
+Definitions (``docs/assessment.md``; ``clinical-reference.md`` §1):
+
+* Grade from height loss x (%): 0 for x < 20, 1 for 20 ≤ x < 25, 2 for 25 ≤ x ≤ 40, 3 for x > 40
+  (Genant et al., JBMR 1993; boundaries as restated by Wáng, QIMS 2019).
+* Type: wedge when the anterior height is the most reduced, biconcave when the middle height is,
+  crush when the posterior height (the whole body) is reduced (Lenchik et al., AJR, via the Tromsø
+  figure legend).
+* Normal anatomy is not a deformity: the anterior and middle heights are compared with the vertebra's
+  own posterior height *times the normal ratio for that level* (normal Ha/Hp is lower in the
+  mid-thoracic spine and above 1 at L5; Gallagher 1988; O'Neill/EVOS 1994; Diacinti et al.,
+  Skeletal Radiol 1998), and the posterior height with the height predicted from adjacent normal
+  levels scaled by the normal level-to-level growth of posterior body height (Panjabi et al. 1991, 1992).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from kyphosim.imaging.labels import vertebra_name
+
+__all__ = ["NORMAL_HA_HP", "NORMAL_HM_HP", "NORMAL_HP_MM", "GenantResult", "genant_grade_from_loss",
+           "grade_spine", "normal_ratio"]
+
+# Normal anterior/posterior height ratio by level (mean of normal vertebrae). Mid-thoracic wedging
+# ~0.87–0.88 at T6–T8 (Gallagher 1988; O'Neill 1994; Diacinti 1998); lumbar ratios approach and
+# exceed 1 caudally with lordosis; L5 is wedge-shaped the other way (anterior taller).
+NORMAL_HA_HP: dict[str, float] = {
+    "T1": 0.92, "T2": 0.91, "T3": 0.90, "T4": 0.90, "T5": 0.89, "T6": 0.88, "T7": 0.87, "T8": 0.87,
+    "T9": 0.88, "T10": 0.90, "T11": 0.91, "T12": 0.92, "T13": 0.93, "L1": 0.94, "L2": 0.97, "L3": 1.00,
+    "L4": 1.02, "L5": 1.10, "L6": 1.10,
+}
+# Normal middle/posterior height ratio (central endplate concavity), thoracic ~0.90, lumbar ~0.90–0.92.
+NORMAL_HM_HP: dict[str, float] = {
+    "T1": 0.91, "T2": 0.91, "T3": 0.91, "T4": 0.91, "T5": 0.90, "T6": 0.90, "T7": 0.90, "T8": 0.90,
+    "T9": 0.90, "T10": 0.90, "T11": 0.90, "T12": 0.91, "T13": 0.91, "L1": 0.91, "L2": 0.91, "L3": 0.91,
+    "L4": 0.92, "L5": 0.96, "L6": 0.96,
+}
+# Typical adult posterior body height (mm) by level, used only as *ratios* between levels to carry a
+# neighbour's height to the level of interest (Panjabi et al., Spine 1991 thoracic; 1992 lumbar; approx.).
+NORMAL_HP_MM: dict[str, float] = {
+    "C3": 13.0, "C4": 13.0, "C5": 13.0, "C6": 13.5, "C7": 14.5,
+    "T1": 15.5, "T2": 16.5, "T3": 17.0, "T4": 17.5, "T5": 18.0, "T6": 19.0, "T7": 19.5, "T8": 20.5,
+    "T9": 21.0, "T10": 22.0, "T11": 23.0, "T12": 24.5, "T13": 25.5, "L1": 26.0, "L2": 27.0, "L3": 27.0,
+    "L4": 26.5, "L5": 24.5, "L6": 24.5,
+}
+
+#: height-loss thresholds (%): grade 1 from 20, grade 2 from 25, grade 3 above 40
+GRADE_THRESHOLDS_PCT = (20.0, 25.0, 40.0)
+#: a neighbour counts as a normal reference when its own-shape deficit is below this fraction
+REFERENCE_MAX_DEFICIT = 0.15
+
+
+def normal_ratio(name: str, which: str = "anterior") -> float:
+    table = NORMAL_HA_HP if which == "anterior" else NORMAL_HM_HP
+    if name in table:
+        return table[name]
+    if name.startswith("C"):
+        return 1.0 if which == "anterior" else 0.95
+    return table["L5"] if name.startswith("L") else 0.90
+
+
+def genant_grade_from_loss(loss_pct: float | None) -> int | None:
+    """Grade 0–3 from a height loss in percent (None → None)."""
+    if loss_pct is None or not np.isfinite(loss_pct):
+        return None
+    g1, g2, g3 = GRADE_THRESHOLDS_PCT
+    if loss_pct < g1:
+        return 0
+    if loss_pct < g2:
+        return 1
+    if loss_pct <= g3:
+        return 2
+    return 3
+
+
+@dataclass
+class GenantResult:
+    """Grade and type of one level with the quantities that decided them."""
+
+    grade: int | None
+    type: str | None
+    height_loss_pct: float | None
+    expected_height_mm: float | None
+    deficit_anterior: float | None
+    deficit_middle: float | None
+    deficit_posterior: float | None
+    reference_levels: list[str]
+    flags: list[str]
+
+
+def _own_deficits(h: tuple, name: str) -> tuple[float | None, float | None]:
+    a, m, p = h
+    if p is None or not p or p <= 0:
+        return None, None
+    da = None if a is None else 1.0 - (a / p) / normal_ratio(name, "anterior")
+    dm = None if m is None else 1.0 - (m / p) / normal_ratio(name, "middle")
+    return da, dm
+
+
+def grade_spine(levels: list[tuple[int, tuple[float | None, float | None, float | None]]], *,
+                reliable: dict[int, bool] | None = None) -> dict[int, GenantResult]:
+    """Grade every level of a spine.
+
+    Parameters
+    ----------
+    levels : list of (VerSe id, (Ha, Hm, Hp) mm)
+        Cranial to caudal; heights may be None.
+    reliable : dict, optional
+        Levels whose heights may serve as neighbour references (default: all measured).
+    """
+    order = [lid for lid, _ in levels]
+    H = dict(levels)
+    names = {lid: vertebra_name(lid) for lid in order}
+    own = {lid: _own_deficits(H[lid], names[lid]) for lid in order}
+    reliable = reliable or {}
+
+    def is_ref(lid: int) -> bool:
+        da, dm = own[lid]
+        return (reliable.get(lid, True) and H[lid][2] is not None and da is not None and dm is not None
+                and max(da, dm) < REFERENCE_MAX_DEFICIT)
+
+    out: dict[int, GenantResult] = {}
+    for i, lid in enumerate(order):
+        name = names[lid]
+        a, m, p = H[lid]
+        flags: list[str] = []
+        da, dm = own[lid]
+        # expected posterior height from up to two normal levels on each side
+        refs, w, vals = [], [], []
+        for j in range(max(0, i - 2), min(len(order), i + 3)):
+            if j == i or not is_ref(order[j]):
+                continue
+            nj = names[order[j]]
+            if nj not in NORMAL_HP_MM or name not in NORMAL_HP_MM:
+                continue
+            # levels must be anatomically adjacent (a gap of one missing level at most)
+            refs.append(nj)
+            w.append(1.0 / abs(i - j))
+            vals.append(H[order[j]][2] * NORMAL_HP_MM[name] / NORMAL_HP_MM[nj])
+        hp_exp = float(np.average(vals, weights=w)) if vals else None
+        dp = None if (hp_exp is None or p is None) else 1.0 - p / hp_exp
+        if p is None or (a is None and m is None):
+            out[lid] = GenantResult(None, None, None, hp_exp, da, dm, dp, refs, ["heights_unavailable"])
+            continue
+        if hp_exp is None:
+            flags.append("no_normal_neighbour")
+        # candidate normalised heights (each divided by its normal ratio → comparable with Hp)
+        na = a / normal_ratio(name, "anterior") if a is not None else np.inf
+        nm = m / normal_ratio(name, "middle") if m is not None else np.inf
+        crush = dp is not None and dp >= GRADE_THRESHOLDS_PCT[0] / 100.0
+        if crush:
+            ref = hp_exp
+            cand = {"wedge": na, "biconcave": nm, "crush": p}
+            expected = hp_exp
+        else:
+            ref = p
+            cand = {"wedge": na, "biconcave": nm}
+            expected = p
+        kind = min(cand, key=cand.get)
+        loss = 100.0 * (1.0 - cand[kind] / ref)
+        loss = max(loss, 0.0)
+        grade = genant_grade_from_loss(loss)
+        gtype = "normal" if grade == 0 else kind
+        out[lid] = GenantResult(grade, gtype, float(loss), float(expected), da, dm, dp, refs, flags)
+    return out
