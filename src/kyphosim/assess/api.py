@@ -125,7 +125,8 @@ def assess_spine(ct: Optional[Volume], labels: Volume, *, subregions: Optional[V
     reliable = {lid: ("cut_by_fov" not in geos[lid].flags and "fragmented_mask" not in geos[lid].flags)
                 for lid in geos}
     grade_in = [(lid, morph[lid].heights if lid in morph else (None, None, None)) for lid in ids]
-    grades = grade_spine(grade_in, reliable=reliable)
+    pmins = {lid: (morph[lid].profile_min_mm, morph[lid].profile_min_fraction) for lid in morph}
+    grades = grade_spine(grade_in, reliable=reliable, profile_min=pmins)
 
     # ------------------------------------------------------------------ kyphosis
     ok_geos = [geos[lid] for lid in ids if lid in geos]

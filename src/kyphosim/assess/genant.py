@@ -43,13 +43,16 @@ NORMAL_HM_HP: dict[str, float] = {
 # neighbour's height to the level of interest (Panjabi et al., Spine 1991 thoracic; 1992 lumbar; approx.).
 NORMAL_HP_MM: dict[str, float] = {
     "C3": 13.0, "C4": 13.0, "C5": 13.0, "C6": 13.5, "C7": 14.5,
-    "T1": 15.5, "T2": 16.5, "T3": 17.0, "T4": 17.5, "T5": 18.0, "T6": 19.0, "T7": 19.5, "T8": 20.5,
-    "T9": 21.0, "T10": 22.0, "T11": 23.0, "T12": 24.5, "T13": 25.5, "L1": 26.0, "L2": 27.0, "L3": 27.0,
-    "L4": 26.5, "L5": 24.5, "L6": 24.5,
+    "T1": 14.5, "T2": 16.0, "T3": 16.5, "T4": 17.0, "T5": 17.5, "T6": 18.0, "T7": 18.5, "T8": 19.0,
+    "T9": 20.0, "T10": 21.0, "T11": 22.5, "T12": 24.0, "T13": 25.0, "L1": 25.5, "L2": 26.5, "L3": 27.0,
+    "L4": 26.5, "L5": 25.0, "L6": 25.0,
 }
 
 #: height-loss thresholds (%): grade 1 from 20, grade 2 from 25, grade 3 above 40
 GRADE_THRESHOLDS_PCT = (20.0, 25.0, 40.0)
+#: the posterior height must fall this far below its neighbour-based expectation to call a crush
+#: (well beyond the ~5–8 % level-to-level variation of normal posterior heights)
+CRUSH_MIN_POSTERIOR_LOSS = 0.15
 #: a neighbour counts as a normal reference when its own-shape deficit is below this fraction
 REFERENCE_MAX_DEFICIT = 0.15
 
@@ -102,13 +105,17 @@ def _own_deficits(h: tuple, name: str) -> tuple[float | None, float | None]:
 
 
 def grade_spine(levels: list[tuple[int, tuple[float | None, float | None, float | None]]], *,
-                reliable: dict[int, bool] | None = None) -> dict[int, GenantResult]:
+                reliable: dict[int, bool] | None = None,
+                profile_min: dict[int, tuple[float | None, float | None]] | None = None) -> dict[int, GenantResult]:
     """Grade every level of a spine.
 
     Parameters
     ----------
     levels : list of (VerSe id, (Ha, Hm, Hp) mm)
         Cranial to caudal; heights may be None.
+    profile_min : dict, optional
+        Per level (smallest height on the mid-sagittal profile 10–90 % of D, its AP fraction): an
+        endplate depression between the three canonical positions then counts too.
     reliable : dict, optional
         Levels whose heights may serve as neighbour references (default: all measured).
     """
@@ -137,33 +144,34 @@ def grade_spine(levels: list[tuple[int, tuple[float | None, float | None, float 
             nj = names[order[j]]
             if nj not in NORMAL_HP_MM or name not in NORMAL_HP_MM:
                 continue
-            # levels must be anatomically adjacent (a gap of one missing level at most)
             refs.append(nj)
             w.append(1.0 / abs(i - j))
             vals.append(H[order[j]][2] * NORMAL_HP_MM[name] / NORMAL_HP_MM[nj])
         hp_exp = float(np.average(vals, weights=w)) if vals else None
         dp = None if (hp_exp is None or p is None) else 1.0 - p / hp_exp
-        if p is None or (a is None and m is None):
+        if p is None or a is None or m is None:
             out[lid] = GenantResult(None, None, None, hp_exp, da, dm, dp, refs, ["heights_unavailable"])
             continue
         if hp_exp is None:
             flags.append("no_normal_neighbour")
-        # candidate normalised heights (each divided by its normal ratio → comparable with Hp)
-        na = a / normal_ratio(name, "anterior") if a is not None else np.inf
-        nm = m / normal_ratio(name, "middle") if m is not None else np.inf
-        crush = dp is not None and dp >= GRADE_THRESHOLDS_PCT[0] / 100.0
-        if crush:
-            ref = hp_exp
-            cand = {"wedge": na, "biconcave": nm, "crush": p}
-            expected = hp_exp
-        else:
-            ref = p
-            cand = {"wedge": na, "biconcave": nm}
-            expected = p
-        kind = min(cand, key=cand.get)
-        loss = 100.0 * (1.0 - cand[kind] / ref)
-        loss = max(loss, 0.0)
+        crush = dp is not None and dp >= CRUSH_MIN_POSTERIOR_LOSS
+        expected = hp_exp if crush else p
+        hmin, where = min((a, 0.10), (m, 0.50), (p, 0.90))
+        pm = (profile_min or {}).get(lid, (None, None))
+        if pm[0] is not None and pm[0] < hmin:
+            hmin, where = pm
+        loss = max(0.0, 100.0 * (1.0 - hmin / expected))
         grade = genant_grade_from_loss(loss)
-        gtype = "normal" if grade == 0 else kind
+        if grade == 0:
+            gtype = "normal"
+        elif crush:
+            gtype = "crush"
+        else:
+            gtype = "wedge" if where < 0.3 else "biconcave"
+        # deformity relative to the level's normal shape (literature ratios): flags normal variants
+        if grade == 1 and not crush:
+            norm_def = max(da or 0.0, dm or 0.0)
+            if norm_def < GRADE_THRESHOLDS_PCT[0] / 100.0:
+                flags.append("possible_normal_variant")
         out[lid] = GenantResult(grade, gtype, float(loss), float(expected), da, dm, dp, refs, flags)
     return out

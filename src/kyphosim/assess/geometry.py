@@ -147,6 +147,15 @@ class BodyHeights:
     superior_si_mm: list[np.ndarray]
     inferior_si_mm: list[np.ndarray]
     wedge_angle_deg: float | None = None
+    profile_fractions: np.ndarray | None = None
+    profile_mm: np.ndarray | None = None
+
+    def profile_min(self) -> tuple[float | None, float | None]:
+        """Smallest height (mm) on the mid-sagittal profile 10–90 % of D and its AP fraction."""
+        if self.profile_mm is None or not np.isfinite(self.profile_mm).any():
+            return None, None
+        k = int(np.nanargmin(self.profile_mm))
+        return float(self.profile_mm[k]), float(self.profile_fractions[k])
 
     def as_tuple(self) -> tuple[float | None, float | None, float | None]:
         return self.anterior_mm, self.middle_mm, self.posterior_mm
@@ -317,7 +326,11 @@ class BodyGeometry:
             tp, tm = self.profile(LR, AP)
             h = tp - tm
             # median over LR of the per-column mean over the AP dither
-            col_h = np.nanmean(np.where(np.isfinite(h), h, np.nan), axis=1) if np.isfinite(h).any() else h[:, 0]
+            with np.errstate(all="ignore"):
+                import warnings
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    col_h = np.nanmean(np.where(np.isfinite(h), h, np.nan), axis=1)
             ok = np.isfinite(col_h)
             if ok.sum() >= max(3, n_lr // 2):
                 vals.append(float(np.median(col_h[ok])))
@@ -329,8 +342,16 @@ class BodyGeometry:
             sups.append(tp.ravel())
             infs.append(tm.ravel())
             aps.append(float(ap0))
+        # height profile along AP (median over the band), 10–90 % of D
+        pf = np.linspace(0.10, 0.90, 17)
+        LR, AP = np.meshgrid(lr_vals, self.anterior_ap_mm - pf * D, indexing="ij")
+        tp, tm = self.profile(LR, AP)
+        with np.errstate(all="ignore"):
+            hp_ = tp - tm
+            okc = np.isfinite(hp_).sum(axis=0) >= max(3, n_lr // 2)
+            prof = np.where(okc, np.nanmedian(np.where(np.isfinite(hp_), hp_, np.nan), axis=0), np.nan)
         return BodyHeights(vals[0], vals[1], vals[2], tuple(aps), tuple(spreads), cols, sups, infs,
-                           wedge_angle_deg=self.wedge_angle_deg())
+                           wedge_angle_deg=self.wedge_angle_deg(), profile_fractions=pf, profile_mm=prof)
 
     def wedge_angle_deg(self) -> float | None:
         """Angle between the superior and inferior endplate lines in the mid-sagittal band (deg).

@@ -34,6 +34,10 @@ class Morphometry:
     voxel_si_mm: float
     uncertainty_mm: float
     flags: list[str] = field(default_factory=list)
+    profile_min_mm: float | None = None
+    profile_min_fraction: float | None = None
+    profile_fractions: list[float] | None = None
+    profile_mm: list[float] | None = None
 
     @property
     def heights(self) -> tuple[float | None, float | None, float | None]:
@@ -53,5 +57,8 @@ def measure_morphometry(geo: BodyGeometry) -> Morphometry:
     unc = height_uncertainty_mm(geo.voxel_si_mm)
     if any(np.isfinite(s) and s > max(4.0, 4 * unc) for s in h.spread_mm):
         flags.append("irregular_endplates")
+    pmin, fmin = h.profile_min()
     return Morphometry(a, m, p, ra, rm, h.wedge_angle_deg, geo.depth_mm, geo.width_mm, geo.voxel_si_mm,
-                       unc, flags)
+                       unc, flags, pmin, fmin,
+                       None if h.profile_fractions is None else [float(x) for x in h.profile_fractions],
+                       None if h.profile_mm is None else [float(x) for x in h.profile_mm])
