@@ -82,26 +82,25 @@ def assessment_section(a: Mapping[str, Any], figures: Iterable[Path] = ()) -> Se
 
 
 def decision_section(d: Mapping[str, Any]) -> Section:
+    """From a ``kyphosim.decision/1`` dict: verdict per level with the rules that fired."""
     s = Section("Decision: indications and contraindications", "decision")
-    levels = d.get("levels") or []
-    for lv in levels:
-        verdict = lv.get("verdict") or lv.get("decision") or "—"
-        s.text(f"{lv.get('name', lv.get('level', '?'))}: {verdict.replace('_', ' ')}",
-               "warning" if "contra" in verdict else "note")
-        rules = lv.get("rules") or lv.get("fired") or []
+    for lv in d.get("levels") or []:
+        verdict = str(lv.get("verdict") or "—")
+        s.text(f"{lv.get('level', '?')}: {verdict.replace('_', ' ')} — {lv.get('summary', '')}",
+               "warning" if "contra" in verdict or "insufficient" in verdict else "note")
+        rules = lv.get("fired") or []
         if rules:
             s.table(["rule", "effect", "reason", "source"],
-                    [[r.get("id"), (r.get("verdict") or r.get("effect") or "").replace("_", " "), r.get("reason"),
-                      r.get("source")] for r in rules])
-    for key in ("patient_rules", "global_rules"):
-        rules = d.get(key) or []
-        if rules:
-            s.table(["rule", "effect", "reason", "source"],
-                    [[r.get("id"), (r.get("verdict") or r.get("effect") or "").replace("_", " "), r.get("reason"),
-                      r.get("source")] for r in rules], "Rules about the patient as a whole.")
-    if d.get("sins"):
-        sins = d["sins"]
-        s.text(f"SINS {sins.get('total')} ({sins.get('category')}).")
+                    [[r.get("id"), str(r.get("verdict", "")).replace("_", " "), r.get("reason"), r.get("source")]
+                     for r in rules])
+        missing = lv.get("missing_facts") or []
+        if missing:
+            s.text("Information that would change or complete this verdict: " + ", ".join(missing) + ".")
+        sins = lv.get("sins")
+        if sins:
+            s.text(f"SINS {sins.get('total')} ({sins.get('category', '')}).")
+    for n in d.get("notes") or []:
+        s.text(str(n))
     return s
 
 
@@ -180,16 +179,26 @@ def strength_section(st: Mapping[str, Any], figures: Iterable[Path] = ()) -> Sec
 
 
 def care_section(c: Mapping[str, Any]) -> Section:
+    """From a care_plan.json dict: dated milestones, bone health and red flags."""
     s = Section("Post-operative care plan", "care")
     ms = c.get("milestones") or []
     if ms:
-        s.table(["date", "milestone", "details"],
-                [[m.get("date") or m.get("start"), m.get("title") or m.get("name"),
-                  m.get("description") or m.get("details") or ""] for m in ms])
+        rows = []
+        for m in ms:
+            when = str(m.get("start_date"))
+            if m.get("end_date"):
+                when += f" – {m.get('end_date')}"
+            rows.append([when, m.get("title"), m.get("detail", "")])
+        s.table(["date", "milestone", "details"], rows)
+    bh = c.get("bone_health") or {}
+    if bh:
+        s.text(f"Bone health: calcium {bh.get('calcium_mg_per_day')} mg/day, vitamin D "
+               f"{bh.get('vitamin_d_iu_per_day')} IU/day; DXA {'due ' + str(bh.get('dxa_due_date')) if bh.get('dxa_needed') else 'not needed'}; "
+               f"fracture-liaison referral {'yes' if bh.get('fls_referral') else 'no'}.", "note")
     flags = c.get("red_flags") or []
     if flags:
-        s.text("Call your care team urgently for: " + "; ".join(
-            (f.get("text") if isinstance(f, dict) else str(f)) for f in flags) + ".", "warning")
+        s.table(["red flag", "why", "action"], [[f.get("symptom"), f.get("why"), f.get("action")] for f in flags],
+                "Call the care team urgently for any of these.")
     return s
 
 

@@ -1,0 +1,104 @@
+"""One function per pathway stage: call the stage's API, write its outputs, return its JSON dict.
+
+Each function receives the stage's own output folder and records the files it wrote in ``outputs``
+(name → path relative to nothing: absolute paths as strings).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from kyphosim.fileio import write_json
+from kyphosim.imaging import Volume
+from kyphosim.imaging.labels import vertebra_id
+
+__all__ = ["assess", "decide", "plan", "simulate", "strength", "care", "report"]
+
+
+def _dump(obj: Any) -> dict:
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump(mode="json", by_alias=True)
+    return dict(obj)
+
+
+def assess(ct: Volume, labels: Volume, subregions: Volume | None, out: Path, outputs: dict) -> dict:
+    from kyphosim.assess import assess_spine
+
+    result = assess_spine(ct, labels, subregions=subregions)
+    d = _dump(result)
+    outputs["assessment"] = str(write_json(out / "assessment.json", d))
+    return d
+
+
+def decide(clinical: Any, assessment: dict | None, out: Path, outputs: dict) -> dict:
+    from kyphosim.clinical.engine import evaluate
+
+    decision = evaluate(clinical, assessment)
+    d = _dump(decision)
+    outputs["decision"] = str(write_json(out / "decision.json", d))
+    return d
+
+
+def plan(ct: Volume, labels: Volume, subregions: Volume | None, levels: list[str], opts, out: Path,
+         outputs: dict) -> dict:
+    from kyphosim.planning import plan_procedure, write_plan_outputs
+
+    p = plan_procedure(ct, labels, [vertebra_id(v) for v in levels], approach=opts.approach, gauge=opts.gauge,
+                       subregions=subregions)
+    paths = write_plan_outputs(p, ct, labels, out, subregions=subregions)
+    outputs.update({f"plan_{k}": str(v) for k, v in paths.items() if isinstance(v, (str, Path))})
+    return _dump(p)
+
+
+def simulate(ct: Volume, labels: Volume, subregions: Volume | None, level: str, plan: dict | None, opts, out: Path,
+             outputs: dict) -> dict:
+    from kyphosim.simulation import simulate as run_simulation
+    from kyphosim.simulation import write_simulation_outputs
+
+    results: dict[str, Any] = {}
+    for tech in opts.techniques:
+        sim = run_simulation(ct, labels, vertebra_id(level), plan=plan, technique=tech,
+                             resolution_mm=opts.simulation_resolution_mm, subregions=subregions)
+        paths = write_simulation_outputs(sim, out / tech)
+        outputs.update({f"simulation_{tech}_{k}": str(v) for k, v in paths.items() if isinstance(v, (str, Path))})
+        results[tech] = {"result": _dump(sim.result if hasattr(sim, "result") else sim), "outputs": paths, "raw": sim}
+    return results
+
+
+def strength(ct: Volume, labels: Volume, level: str, simulation: dict | None, opts, out: Path, outputs: dict) -> dict:
+    from kyphosim.mechanics import compare_augmentation
+
+    cement = None
+    if simulation and "kyphoplasty" in simulation:
+        raw = simulation["kyphoplasty"]["raw"]
+        cement = getattr(raw, "cement_mask", None)
+    intact = opts.intact
+    res = compare_augmentation(ct, labels, vertebra_id(level), cement_mask=cement,
+                               intact=intact, resolution_mm=opts.strength_resolution_mm, out_dir=out)
+    d = _dump(res)
+    outputs["strength"] = str(write_json(out / "strength.json", d))
+    return d
+
+
+def care(date: str, levels: list[str], clinical: Any, assessment: dict | None, technique: str, out: Path,
+         outputs: dict) -> dict:
+    from kyphosim.care import make_care_plan, write_care_outputs
+
+    plan = make_care_plan(date, levels, clinical, assessment, technique=technique)
+    paths = write_care_outputs(plan, out, clinical=clinical, assessment=assessment)
+    outputs.update({f"care_{k}": str(v) for k, v in paths.items() if isinstance(v, (str, Path))})
+    return plan.to_dict()
+
+
+def report(ct: Volume, labels: Volume, ctx: dict, runner, opts, out: Path, outputs: dict) -> dict:
+    from kyphosim.workflow.report import build_report
+
+    rep = build_report(ct, labels, ctx, runner, opts, out)
+    from kyphosim.report import write_html, write_pdf
+
+    outputs["report_html"] = str(write_html(rep, out / "report.html"))
+    outputs["report_pdf"] = str(write_pdf(rep, out / "report.pdf"))
+    return {"sections": rep.section_ids(), "figures": rep.figure_count()}
