@@ -1,0 +1,143 @@
+"""Measure the drawn body shape exactly as the height convention says (docs/phantom.md).
+
+Everything here works on the analytic shape (:class:`VertebraShape.body_sdf`), by ray casting at
+0.02 mm steps, never on voxels; ``tests/test_phantom_truth.py`` checks that the same measurement on a
+fine voxelisation of the label map agrees.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from kyphosim.anatomy.phantom.geometry import VertebraShape, _rot_x
+
+__all__ = ["BodyMeasure", "measure_body", "ray_extent", "genant_grade"]
+
+AP_FRACTIONS = (0.10, 0.50, 0.90)   # Ha, Hm, Hp positions from the anterior margin
+BAND_FRACTION = 0.20                # |LR| ≤ 20 % of the body width
+N_BAND = 11
+
+
+def genant_grade(loss_pct: float) -> int:
+    """Genant SQ grade from a height loss in % (0 < 20, 1: 20–<25, 2: 25–40, 3: > 40)."""
+    if loss_pct < 20.0:
+        return 0
+    if loss_pct < 25.0:
+        return 1
+    if loss_pct <= 40.0:
+        return 2
+    return 3
+
+
+def ray_extent(sdf, origins: np.ndarray, direction: np.ndarray, smin: float, smax: float,
+               step: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
+    """First entry and last exit parameter (mm) of rays ``origins + s·direction`` through ``sdf ≤ 0``.
+
+    Returns NaN for rays that miss. Boundaries are refined by linear interpolation of the sdf.
+    """
+    s = np.arange(smin, smax + step / 2, step)
+    m = len(origins)
+    pts = origins[:, None, :] + s[None, :, None] * direction[None, None, :]
+    v = sdf(pts.reshape(-1, 3)).reshape(m, len(s))
+    inside = v <= 0
+    first = np.full(m, np.nan)
+    last = np.full(m, np.nan)
+    for r in range(m):
+        idx = np.flatnonzero(inside[r])
+        if idx.size == 0:
+            continue
+        i0, i1 = idx[0], idx[-1]
+        if i0 > 0:
+            a, b = v[r, i0 - 1], v[r, i0]
+            first[r] = s[i0 - 1] + step * a / (a - b) if a != b else s[i0]
+        else:
+            first[r] = s[0]
+        if i1 < len(s) - 1:
+            a, b = v[r, i1], v[r, i1 + 1]
+            last[r] = s[i1] + step * a / (a - b) if a != b else s[i1]
+        else:
+            last[r] = s[-1]
+    return first, last
+
+
+@dataclass
+class BodyMeasure:
+    """Heights and frame of one body, in its local (construction) frame unless stated."""
+
+    tilt_deg: float               # sagittal tilt of the measurement SI axis vs local z (anterior +)
+    centroid: np.ndarray          # body volume centroid, local mm
+    si: np.ndarray                # measurement axes in local coordinates (unit)
+    ap: np.ndarray
+    lr: np.ndarray
+    depth_mm: float
+    width_mm: float
+    ha_mm: float
+    hm_mm: float
+    hp_mm: float
+    wedge_angle_deg: float
+    bulge_mm: float
+    anterior_point: np.ndarray    # anterior margin on the mid-sagittal AP ray, local mm
+
+
+def _line_tilt(y: np.ndarray, z: np.ndarray) -> float:
+    """Sagittal tilt (deg, anterior +) of the normal of the line z(y) fitted by least squares."""
+    slope = np.polyfit(y, z, 1)[0]
+    return math.degrees(math.atan(-slope))
+
+
+def _centroid(shape: VertebraShape, grid_mm: float) -> np.ndarray:
+    retro = shape.fracture.retropulsion_mm if shape.fracture else 0.0
+    xs = np.arange(-shape.a * 1.02, shape.a * 1.02, grid_mm)
+    ys = np.arange(-shape.D / 2 - shape.delta - retro - 0.5, shape.D / 2 + 0.5, grid_mm)
+    zs = np.arange(-shape.hp / 2 - 1.5, max(shape.hp, shape.ha) / 2 + 1.5, grid_mm)
+    g = np.stack(np.meshgrid(xs, ys, zs, indexing="ij"), axis=-1).reshape(-1, 3)
+    inside = shape.body_sdf(g) <= 0
+    return g[inside].mean(axis=0)
+
+
+def measure_body(shape: VertebraShape, *, fine: bool = True) -> BodyMeasure:
+    """Measure Ha, Hm, Hp, depth, width, wedge angle and posterior-wall bulge of a body shape."""
+    step = 0.02 if fine else 0.06
+    # endplate lines: least-squares lines through the mid-sagittal endplate profiles, 10–90 % depth
+    yy = np.linspace(-0.4 * shape.D, 0.4 * shape.D, 41)
+    t_sup = _line_tilt(yy, shape.z_sup(0.0, yy))
+    t_inf = _line_tilt(yy, shape.z_inf(0.0, yy))
+    tilt = 0.5 * (t_sup + t_inf)
+    wedge = t_sup - t_inf
+    R = _rot_x(tilt)               # rows: measurement axes in local coordinates
+    lr, ap, si = R[0], R[1], R[2]
+    c = _centroid(shape, 0.5 if fine else 0.8)
+    c[0] = 0.0                     # mid-sagittal plane (the shape is symmetric in x)
+    sdf = shape.body_sdf
+    big = shape.D + 20
+    f, l = ray_extent(sdf, c[None], ap, -big, big, step)
+    depth = float(l[0] - f[0])
+    ant = c + l[0] * ap
+    f, l = ray_extent(sdf, c[None], lr, -shape.W, shape.W, step)
+    width = float(l[0] - f[0])
+    offs = np.linspace(-BAND_FRACTION * width, BAND_FRACTION * width, N_BAND)
+    hs = []
+    for frac in AP_FRACTIONS:
+        base = ant - frac * depth * ap
+        origins = base[None] + offs[:, None] * lr[None]
+        f, l = ray_extent(sdf, origins, si, -shape.hp, shape.hp, step)
+        hs.append(float(np.nanmedian(l - f)))
+    ha, hm, hp = hs
+    # posterior-wall bulge: mid-sagittal profile between 10 % and 90 % of Hp
+    post = ant - 0.9 * depth * ap
+    f, l = ray_extent(sdf, post[None], si, -shape.hp, shape.hp, step)
+    s_lo, s_hi = f[0], l[0]
+    ss = np.linspace(s_lo + 0.1 * (s_hi - s_lo), s_lo + 0.9 * (s_hi - s_lo), 33)
+    # rays along AP through the centroid's AP line, at SI offsets relative to the centroid
+    base_si = (post - c) @ si
+    origins = c[None] + (base_si + ss)[:, None] * si[None]
+    f, _ = ray_extent(sdf, origins, ap, -big, big, step)
+    wall = f                                   # posterior wall position along AP (more negative = further back)
+    chord = wall[0] + (wall[-1] - wall[0]) * (ss - ss[0]) / (ss[-1] - ss[0])
+    bulge = float(max(0.0, np.nanmax(chord - wall)))
+    return BodyMeasure(tilt_deg=tilt, centroid=c, si=si, ap=ap, lr=lr, depth_mm=depth, width_mm=width,
+                       ha_mm=ha, hm_mm=hm, hp_mm=hp, wedge_angle_deg=wedge, bulge_mm=bulge,
+                       anterior_point=ant)
