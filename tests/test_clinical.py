@@ -145,6 +145,8 @@ def test_docs_render_every_rule():
     doc = (Path(__file__).resolve().parents[1] / "docs" / "clinical.md").read_text(encoding="utf-8")
     for rid in load_rules().ids:
         assert f"`{rid}`" in md and f"`{rid}`" in doc, rid
+    rendered = doc.split("<!-- rules:begin -->\n", 1)[1].split("<!-- rules:end -->", 1)[0]
+    assert rendered == md, "docs/clinical.md rules table is stale: re-render with rules_markdown()"
 
 
 # ------------------------------------------------------------------ engine
