@@ -176,6 +176,12 @@ def test_retropulsion_with_deficit_needs_decompression():
     assert "decompression" in r.reason and r.facts["posterior_wall_bulge_mm"] == 5.0
 
 
+def test_spine_fractured_levels_are_candidates():
+    c, a = make_case()
+    a["spine"]["fractured_levels"] = ["L2"]
+    assert [lv.level for lv in evaluate(c, a).levels] == ["L1", "L2"]
+
+
 def test_fractured_level_without_mri_needs_information():
     c, a = make_case()
     a["levels"].append(morph("T10", 17, genant_grade=1, height_loss_pct=21.0))

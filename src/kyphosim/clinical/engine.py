@@ -7,8 +7,8 @@ returns a :class:`Decision` with, per level, one of ``indicated``, ``relative_co
 ``contraindicated`` or ``insufficient_information`` and the rules that fired (id, reason, source,
 and the fact values they read).
 
-Candidate levels: every assessed level with Genant grade ≥ 1 (or a ``fracture`` flag), plus every
-level named in the clinical file. The assessment (schema ``kyphosim.assessment/1``) may be a dict or
+Candidate levels: every assessed level with Genant grade ≥ 1 (or a ``fracture`` flag, or listed in
+``spine.fractured_levels``), plus every level named in the clinical file. The assessment (schema ``kyphosim.assessment/1``) may be a dict or
 any object with ``model_dump()``; this module does not import :mod:`kyphosim.assess`.
 """
 
@@ -301,10 +301,15 @@ def _sins_for(clinical: ClinicalInput, name: str, facts: dict) -> dict | None:
 
 
 # ----------------------------------------------------------------------------- evaluation
-def _candidate_levels(clinical: ClinicalInput, morph_by_level: dict[str, dict]) -> list[str]:
+def _candidate_levels(clinical: ClinicalInput, morph_by_level: dict[str, dict], spine: dict | None = None) -> list[str]:
     from kyphosim.imaging.labels import craniocaudal_order, vertebra_id, vertebra_name
 
     names = set()
+    for n in (spine or {}).get("fractured_levels") or []:  # the assessment's own list, when given
+        try:
+            names.add(vertebra_name(vertebra_id(n)))
+        except ValueError:
+            raise InputError(f"assessment.spine.fractured_levels: unknown level {n!r}") from None
     for name, m in morph_by_level.items():
         grade = _num(m.get("genant_grade"))
         flags = m.get("flags") or []
@@ -348,7 +353,7 @@ def evaluate(clinical: Any, assessment: Any = None, *, rules: RuleTable | None =
         from kyphosim.imaging.labels import vertebra_id, vertebra_name
         names = [vertebra_name(vertebra_id(n)) for n in levels]
     else:
-        names = _candidate_levels(c, morph_by_level)
+        names = _candidate_levels(c, morph_by_level, spine)
     notes: list[str] = []
     if not names:
         notes.append("No candidate level: no fractured level in the assessment and none named in the clinical file.")
