@@ -18,7 +18,7 @@ from kyphosim.errors import GridMismatchError, InputError, KyphosimError, LabelE
 from kyphosim.imaging.labels import VERTEBRA_NAMES, craniocaudal_order, vertebra_name
 from kyphosim.imaging.volume import Volume
 
-__all__ = ["assess_spine", "missing_levels"]
+__all__ = ["assess_spine", "assess_spine_detailed", "missing_levels"]
 
 _STANDARD = list(range(1, 25))  # C1..L5
 
@@ -50,7 +50,20 @@ def assess_spine(ct: Optional[Volume], labels: Volume, *, subregions: Optional[V
                  resample_labels: bool = False, levels: Optional[list[int]] = None,
                  osteoporosis_thresholds_hu: Optional[dict] = None,
                  progress: Optional[Callable[[str], None]] = None) -> SpineAssessment:
+    """Assess every vertebra of ``labels`` (see :func:`assess_spine_detailed`); returns the typed result."""
+    return assess_spine_detailed(ct, labels, subregions=subregions, resample_labels=resample_labels,
+                                 levels=levels, osteoporosis_thresholds_hu=osteoporosis_thresholds_hu,
+                                 progress=progress)[0]
+
+
+def assess_spine_detailed(ct: Optional[Volume], labels: Volume, *, subregions: Optional[Volume] = None,
+                          resample_labels: bool = False, levels: Optional[list[int]] = None,
+                          osteoporosis_thresholds_hu: Optional[dict] = None,
+                          progress: Optional[Callable[[str], None]] = None
+                          ) -> tuple[SpineAssessment, dict[int, BodyGeometry], Volume]:
     """Assess every vertebra of ``labels``: morphometry, Genant grade/type, kyphosis, density, wall.
+
+    Returns (result, {VerSe id: BodyGeometry}, the label map used (resampled when asked)).
 
     Parameters
     ----------
@@ -257,4 +270,4 @@ def assess_spine(ct: Optional[Volume], labels: Volume, *, subregions: Optional[V
               "subregions": (subregions.meta.get("path") if subregions is not None else None),
               "label_grid_shape": list(labels.shape), "spacing_mm": [_round(s, 4) for s in labels.spacing],
               "orientation": "".join(labels.axcodes)}
-    return SpineAssessment(inputs=inputs, levels=out_levels, spine=spine)
+    return SpineAssessment(inputs=inputs, levels=out_levels, spine=spine), geos, labels

@@ -167,7 +167,10 @@ def grade_spine(levels: list[tuple[int, tuple[float | None, float | None, float 
         elif crush:
             gtype = "crush"
         else:
-            gtype = "wedge" if where < 0.3 else "biconcave"
+            # biconcave only when the middle is clearly lower than both ends (δ = max(1 mm, 5 % Hp))
+            delta = max(1.0, 0.05 * p)
+            mid_low = min(m, hmin if where >= 0.3 else m)
+            gtype = "biconcave" if (mid_low < a - delta and mid_low < p - delta) else "wedge"
         # deformity relative to the level's normal shape (literature ratios): flags normal variants
         if grade == 1 and not crush:
             norm_def = max(da or 0.0, dm or 0.0)

@@ -188,12 +188,13 @@ class _Sampler:
 
 
 def _boundaries_along(sampler: _Sampler, origins: np.ndarray, direction: np.ndarray, reach_mm: float,
-                      step_mm: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+                      step_mm: float | None = None, gap_mm: float = 5.0) -> tuple[np.ndarray, np.ndarray]:
     """Signed distances (mm) from each origin to the 0.5-crossings of the occupancy field.
 
     Walks from each origin (or, when the origin is outside, from the nearest inside sample on the
     line) towards +direction and −direction; returns (t_plus, t_minus) with NaN where no crossing
-    was found within ``reach_mm`` or the line holds no inside sample.
+    was found within ``reach_mm`` or the line holds no inside sample. Holes shorter than ``gap_mm``
+    along the line are bridged, so the outer surface is found.
     """
     origins = np.atleast_2d(np.asarray(origins, float))
     if step_mm is None:
@@ -203,6 +204,10 @@ def _boundaries_along(sampler: _Sampler, origins: np.ndarray, direction: np.ndar
     pts = origins[:, None, :] + t[None, :, None] * np.asarray(direction, float)[None, None, :]
     v = sampler(pts)
     inside = v >= 0.5
+    if gap_mm > 0:
+        # bridge internal holes of the mask (vein channels, defects) shorter than gap_mm
+        g = max(1, int(np.ceil(gap_mm / step_mm)))
+        inside = ndimage.binary_closing(inside, structure=np.ones((1, 2 * (g // 2) + 1), bool)) | inside
     idx = np.arange(t.size)
     dist = np.where(inside, np.abs(idx - k0), 10 ** 9)
     start = np.argmin(dist, axis=1)
@@ -346,7 +351,9 @@ class BodyGeometry:
         pf = np.linspace(0.10, 0.90, 17)
         LR, AP = np.meshgrid(lr_vals, self.anterior_ap_mm - pf * D, indexing="ij")
         tp, tm = self.profile(LR, AP)
-        with np.errstate(all="ignore"):
+        import warnings
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
             hp_ = tp - tm
             okc = np.isfinite(hp_).sum(axis=0) >= max(3, n_lr // 2)
             prof = np.where(okc, np.nanmedian(np.where(np.isfinite(hp_), hp_, np.nan), axis=0), np.nan)
@@ -417,7 +424,9 @@ class BodyGeometry:
         loc = np.stack([LR.ravel(), np.full(LR.size, start_ap), SI.ravel()], axis=1)
         _, t_back = _boundaries_along(self._sampler, self.frame.to_world(loc), self.frame.ap, self._reach_mm)
         ap = start_ap + t_back.reshape(LR.shape)
-        with np.errstate(all="ignore"):
+        import warnings
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
             return si, np.nanmedian(ap, axis=0)
 
 
@@ -508,7 +517,8 @@ def _isolate_body_raster(mask: np.ndarray, lo: np.ndarray, res: float) -> tuple[
             c_lr = lr_axis[ci].mean()
             c_ap = ap_axis[cj].mean()
             near = np.abs(lr_axis[ci] - c_lr) <= max(2.0, 1.5 * res)
-            cut_ap = float(ap_axis[cj[near]].max()) if near.any() else float(ap_axis[cj].max())
+            # anterior edge of the canal's most anterior pixel
+            cut_ap = (float(ap_axis[cj[near]].max()) if near.any() else float(ap_axis[cj].max())) + 0.5 * res
             info.update(canal=True, canal_centre=(float(c_lr), float(c_ap)))
     if cut_ap is None:
         # fallback: first run from anterior along the central band of the footprint
@@ -525,7 +535,7 @@ def _isolate_body_raster(mask: np.ndarray, lo: np.ndarray, res: float) -> tuple[
     if cut_ap is None:
         return mask, info
     info["cut_ap"] = cut_ap
-    body = mask & (ap_axis[None, :, None] >= cut_ap - 0.5 * res)
+    body = mask & (ap_axis[None, :, None] >= cut_ap)
     # keep the largest connected part (drops stray bits of processes anterior to the cut)
     lab3, n3 = ndimage.label(body)
     if n3 > 1:
@@ -676,7 +686,7 @@ def vertebral_body_geometry(labels: Volume, label: int, subregions: Volume | np.
         cut = info.get("cut_ap")
         keep = np.ones(len(pts), bool)
         if cut is not None:
-            keep &= (pts - raster_centre) @ R_r[:, 1] >= cut - 0.5 * res
+            keep &= (pts - raster_centre) @ R_r[:, 1] >= cut - 0.25 * res
         body_crop = np.zeros(occ_src.shape, bool)
         body_crop[tuple(ijk[keep].T)] = True
     loc_b = (pts[keep] if source != "subregions" else pts) - centre
@@ -699,7 +709,8 @@ def vertebral_body_geometry(labels: Volume, label: int, subregions: Volume | np.
     else:
         centre_h = float("nan")
     W_r = float(np.ptp(bloc[:, 0])) + res
-    lr_band = np.linspace(-BAND_FRACTION * W_r, BAND_FRACTION * W_r, 7)
+    # depth on the mid-sagittal line (median of three lines ±1.5 mm apart: robust to a vein notch)
+    lr_band = np.array([-1.5, 0.0, 1.5])
     origins = centre[None, :] + lr_band[:, None] * lr[None, :]
     ta, tpo = _boundaries_along(geo_sampler, origins, ap, reach)
     ap_b = (loc_b - (centre - (pts.mean(axis=0) * 0 + centre))) @ ap if len(loc_b) else np.array([15.0, -15.0])
