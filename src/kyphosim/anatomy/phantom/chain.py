@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.optimize import brentq
 
 from kyphosim.anatomy.phantom.geometry import Joint, VertebraShape, _rot_x
 from kyphosim.anatomy.phantom.measure import measure_body
@@ -36,15 +35,24 @@ def _solve_amplitude(shape: VertebraShape, target_pct: float, intact_hp: float) 
         shape.amp = amp
         m = measure_body(shape, fine=False)
         exp = intact_hp if crush else m.hp_mm
-        return height_loss_pct(m.ha_mm, m.hm_mm, m.hp_mm, exp) - target_pct
+        v = height_loss_pct(m.ha_mm, m.hm_mm, m.hp_mm, exp) - target_pct
+        return v if np.isfinite(v) else np.inf     # a body cut through counts as too much
 
-    hi = 0.85 * shape.hp
-    if loss(hi) < 0:
-        shape.amp = hi
-        return hi
-    amp = brentq(loss, 0.0, hi, xtol=0.005)
-    shape.amp = amp
-    return amp
+    lo, hi = 0.0, 0.15 * shape.hp
+    while loss(hi) < 0:
+        lo, hi = hi, hi * 1.5
+        if hi > 0.9 * shape.hp:
+            raise ValueError(f"{shape.name}: cannot draw a {target_pct:.1f} % {shape.fracture.type} deformity")
+    for _ in range(40):                 # bisection (f(lo) < 0 ≤ f(hi)); robust to inf
+        mid = 0.5 * (lo + hi)
+        if loss(mid) < 0:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 0.004:
+            break
+    shape.amp = 0.5 * (lo + hi)
+    return shape.amp
 
 
 def _fit_line(shape: VertebraShape, which: str) -> tuple[float, float]:

@@ -13,6 +13,7 @@ from kyphosim.anatomy.phantom.geometry import VertebraShape
 from kyphosim.anatomy.phantom.hu import HU_MARROW, HU_PER_MG_CM3, REFERENCE_TISSUES, hu_from_vbmd
 from kyphosim.anatomy.phantom.measure import genant_grade, measure_body, ray_extent
 from kyphosim.anatomy.phantom.spec import PhantomSpec
+from kyphosim.fileio import to_jsonable
 
 __all__ = ["TRUTH_SCHEMA", "level_truth", "spine_truth", "build_truth", "world_tilt_deg"]
 
@@ -116,7 +117,8 @@ def spine_truth(shapes: list[VertebraShape]) -> dict[str, Any]:
 
 def build_truth(spec: PhantomSpec, shapes: list[VertebraShape], stats: dict, draws: dict,
                 grid_info: dict) -> dict[str, Any]:
-    return {
+    """The truth dict (plain JSON types: lists, floats, None)."""
+    return to_jsonable({
         "schema": TRUTH_SCHEMA,
         "spec": spec.to_dict(),
         "levels": [level_truth(s, stats[s.name], spec, draws.get(s.name)) for s in shapes],
@@ -128,4 +130,4 @@ def build_truth(spec: PhantomSpec, shapes: list[VertebraShape], stats: dict, dra
             "reference_tissues_hu": {k: spec.hu_offset + spec.hu_gain * v for k, v in REFERENCE_TISSUES.items()},
         },
         "grid": grid_info,
-    }
+    })
