@@ -216,10 +216,11 @@ def segment_spine(ct: Volume, *, backend: str = "auto", anchor: tuple[str, float
     can = ct.as_canonical()
     lab_vol = wk.ct.with_data(vert_w, is_label=True).resample(like=can)
     sub_vol = wk.ct.with_data(sub_w, is_label=True).resample(like=can)
+    # back onto the input CT's own voxel grid (same shape, affine and orientation)
     lab_vol = Volume(lab_vol.data.astype(np.uint8), lab_vol.affine, is_label=True,
-                     source_axcodes=ct.source_axcodes, meta={"source": "kyphosim.segment"})
+                     source_axcodes=ct.source_axcodes, meta={"source": "kyphosim.segment"}).reorient(ct.axcodes)
     sub_vol = Volume(sub_vol.data.astype(np.uint8), sub_vol.affine, is_label=True,
-                     source_axcodes=ct.source_axcodes, meta={"source": "kyphosim.segment"})
+                     source_axcodes=ct.source_axcodes, meta={"source": "kyphosim.segment"}).reorient(ct.axcodes)
     timings["total"] = time.perf_counter() - t0
     return SegmentationResult(labels=lab_vol, subregions=sub_vol, levels=levels, ambiguous=ambiguous,
                               method=method, sacrum_found=sacrum is not None, ribs_found=bool(any(ribs)),

@@ -89,6 +89,55 @@ def disc_score(phi: np.ndarray, cort: np.ndarray, ds_mm: float, *, band_mm: floa
     return s
 
 
+def choose_discs(score: np.ndarray, arc_mm: np.ndarray, *, min_gap_mm: float = 18.0,
+                 max_gap_mm: float = 55.0, threshold: float = 0.1, rhythm_weight: float = 3.0,
+                 edge_mm: float = 6.0, min_prominence: float = 0.05) -> list[int]:
+    """Disc positions: the sequence of disc-score peaks that best fits a regular vertebral rhythm.
+
+    Maximises Σ (S(s_j) − ``threshold``) − ``rhythm_weight`` · Σ ((g_k − g_{k−1}) / ḡ)² over
+    increasing peak sequences with gaps g in [``min_gap_mm``, ``max_gap_mm``]: vertebral heights
+    change slowly from one level to the next, so a weak disc that fits the rhythm beats a strong
+    artefact (a fracture line, an end of the field of view) that breaks it.
+    """
+    cand, _ = find_peaks(score, prominence=min_prominence)
+    cand = [int(c) for c in cand if score[c] > threshold
+            and edge_mm <= arc_mm[c] <= arc_mm[-1] - edge_mm]
+    m = len(cand)
+    if m == 0:
+        return []
+    a = arc_mm[cand]
+    gain = score[cand] - threshold
+    # best[j][i]: best total of a sequence ending with (i, j) (i = -1: j is the first disc)
+    neg = -1e18
+    best = np.full((m, m + 1), neg)
+    prev = np.full((m, m + 1), -2, int)
+    for j in range(m):
+        best[j, m] = gain[j]          # column m stands for "no previous disc"
+        for i in range(j):
+            g = a[j] - a[i]
+            if not (min_gap_mm <= g <= max_gap_mm):
+                continue
+            # extend a sequence ending at (h, i)
+            cands = [(best[i, m] + gain[j], m)]
+            for h in range(i):
+                if best[i, h] <= neg / 2:
+                    continue
+                g0 = a[i] - a[h]
+                pen = rhythm_weight * ((g - g0) / (0.5 * (g + g0))) ** 2
+                cands.append((best[i, h] + gain[j] - pen, h))
+            v, h = max(cands)
+            best[j, i] = v
+            prev[j, i] = h
+    j, i = np.unravel_index(int(np.argmax(best)), best.shape)
+    seq = [j]
+    while i != m:
+        seq.append(i)
+        i, j = prev[j, i], i
+        if i == -2:
+            break
+    return sorted(cand[k] for k in seq)
+
+
 def split_axis(profile: np.ndarray, arc_mm: np.ndarray, cortical: np.ndarray | None = None, *,
                min_gap_mm: float = 18.0, min_prominence: float = 0.25, body_fraction: float = 0.5,
                min_height_mm: float = 6.0) -> tuple[list[Segment], np.ndarray]:
@@ -97,8 +146,7 @@ def split_axis(profile: np.ndarray, arc_mm: np.ndarray, cortical: np.ndarray | N
     phi = ndi.gaussian_filter1d(profile, 1.0 / ds, mode="nearest")
     cort = np.zeros_like(phi) if cortical is None else ndi.gaussian_filter1d(cortical, 1.0 / ds, mode="nearest")
     score = disc_score(phi, cort, ds)
-    discs, _ = find_peaks(score, prominence=min_prominence, distance=max(1, int(min_gap_mm / ds)))
-    discs = [int(d) for d in discs]
+    discs = choose_discs(score, arc_mm, min_gap_mm=min_gap_mm)
     bounds = [0] + discs + [len(phi) - 1]
     segs: list[Segment] = []
     for a, b in zip(bounds[:-1], bounds[1:]):
