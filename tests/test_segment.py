@@ -81,3 +81,21 @@ def test_segment_verse008_bodies_and_cli(shared_data, tmp_path, cli, capsys):
         om = ours.data == int(np.argmax(cand))
         d = 2 * (om & rm).sum() / (om.sum() + rm.sum())
         assert d > 0.45, (vid, d)
+
+
+def test_phantom_without_landmarks_is_ambiguous_and_anchor_fixes_names():
+    from kyphosim.anatomy.phantom import PhantomSpec, make_phantom
+    from kyphosim.segment import segment_spine
+
+    ph = make_phantom(PhantomSpec(levels="T12-L2", fractures=[], bmd_mg_cm3=85, spacing_mm=(1.5, 1.5, 1.5),
+                                  orientation="PIR", seed=5))
+    free = segment_spine(ph.ct, backend="classic")
+    assert free.ambiguous and all(lv["confidence"] <= 0.3 for lv in free.levels)
+    res = segment_spine(ph.ct, backend="classic", first_label="T12")
+    assert res.labels.same_grid(ph.labels)
+    assert [lv["name"] for lv in res.levels] == ["T12", "L1", "L2"]
+    full = [lv["label"] for lv in res.levels if lv["fully_in_view"]]
+    assert full
+    for v in full:
+        a, b = res.labels.data == v, ph.labels.data == v
+        assert 2 * (a & b).sum() / (a.sum() + b.sum()) > 0.5
