@@ -106,8 +106,11 @@ def assess_spine_detailed(ct: Optional[Volume], labels: Volume, *, subregions: O
         raise LabelError("the label map holds no vertebra (VerSe ids 1–25, 28)")
     sub = prepare_subregions(subregions)
     objs = ndimage.find_objects(data.astype(np.int32, copy=False))
-    coms = ndimage.center_of_mass(np.ones(data.shape, np.uint8), data, ids)
-    cent = {lid: labels.voxel_to_world(np.asarray(c)) for lid, c in zip(ids, coms)}
+    cent = {}
+    for lid in ids:  # centroids from the bounding boxes (fast)
+        sl = objs[lid - 1]
+        idx = np.argwhere(data[sl] == lid)
+        cent[lid] = labels.voxel_to_world(idx.mean(axis=0) + np.array([q.start for q in sl]))
     miss = missing_levels(ids)
 
     # ------------------------------------------------------------------ geometry per level

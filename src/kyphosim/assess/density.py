@@ -8,10 +8,10 @@
   ≤ 110 osteoporosis (160 HU: 90 % sensitive, 110 HU: > 90 % specific). Configurable.
 * vBMD (mg/cm³ K2HPO4): internal (phantomless) calibration in the spirit of Michalski et al. 2020 /
   Bonelab Ogo: the HU of air, adipose tissue, skeletal muscle and blood measured in the same scan are
-  regressed on their ideal HU at an effective energy (97 keV, attenuation coefficients from the Ogo
-  calibration shipped with the spineFE data), giving a per-scan linear HU correction; the corrected HU
-  is converted to K2HPO4 density with the K2HPO4-in-water mass-attenuation model. Null with a flag
-  when fewer than three reference tissues are found (cropped field of view).
+  regressed on their nominal HU, giving a per-scan linear correction of scanner gain and offset; the
+  corrected HU is converted to K2HPO4-equivalent density with a slope that maps the published
+  opportunistic HU thresholds onto the QCT vBMD thresholds (``HU_PER_MG_CM3``). Null with a flag when
+  fewer than three reference tissues (air among them) are found (cropped field of view).
 """
 
 from __future__ import annotations
@@ -32,25 +32,23 @@ PICKHARDT_THRESHOLDS_HU = {"osteoporosis_max": 110.0, "osteopenia_max": 160.0}
 #: ACR/consensus QCT: < 80 osteoporosis, 80–120 low bone density, > 120 normal (mg/cm³)
 QCT_THRESHOLDS_MG_CM3 = {"osteoporosis_below": 80.0, "normal_above": 120.0}
 
-# Reference tissues at 97 keV: mass attenuation (cm²/g) from the Ogo calibration report of the spineFE
-# data and ICRU-44 densities (g/cm³).
-_E_KEV = 97.0
-_MU_RHO = {"air": 0.156, "adipose": 0.170, "blood": 0.171, "muscle": 0.171, "water": 0.173, "k2hpo4": 0.205}
-_RHO = {"air": 0.0012, "adipose": 0.95, "blood": 1.06, "muscle": 1.05, "water": 1.0}
-_RHO_K2HPO4_SOLID = 2.44   # g/cm³; displaced water volume of dissolved salt
+# Nominal HU of the reference tissues on a well-calibrated scanner at 120 kVp (textbook values:
+# air −1000, subcutaneous fat ≈ −100, skeletal muscle ≈ +50, unenhanced blood ≈ +40 HU). The per-scan
+# fit measured = intercept + slope × nominal corrects gain and offset of the scanner.
+NOMINAL_TISSUE_HU = {"air": -1000.0, "adipose": -100.0, "muscle": 50.0, "blood": 40.0}
+#: HU per mg/cm³ K2HPO4 of trabecular bone on a calibrated scanner: the slope that maps the published
+#: opportunistic HU thresholds onto the QCT vBMD thresholds of clinical-reference §2
+#: (110 HU ↔ 80 mg/cm³: 1.375; 160 HU ↔ 120 mg/cm³: 1.333; mean 1.354), intercept 0 (water-like marrow).
+HU_PER_MG_CM3 = 0.5 * (110.0 / 80.0 + 160.0 / 120.0)
+_E_KEV = 120.0  # tube voltage the nominal values refer to (kVp), reported in the calibration record
 
 
 def _ideal_hu(tissue: str) -> float:
-    mu = _MU_RHO[tissue] * _RHO[tissue]
-    mu_w = _MU_RHO["water"] * _RHO["water"]
-    return 1000.0 * (mu / mu_w - 1.0)
+    return NOMINAL_TISSUE_HU[tissue]
 
 
 def _mg_cm3_per_hu() -> float:
-    """K2HPO4 concentration per ideal HU: dμ/dc = (μ/ρ)_K − (μ/ρ)_w·ρ_w/ρ_K,solid (mass replacement)."""
-    mu_w = _MU_RHO["water"]
-    dmu_dc = _MU_RHO["k2hpo4"] - _MU_RHO["water"] / _RHO_K2HPO4_SOLID      # per g/cm³
-    return (mu_w / 1000.0) / dmu_dc * 1000.0                               # mg/cm³ per HU
+    return 1.0 / HU_PER_MG_CM3
 
 
 def trabecular_hu(ct: Volume, geo: BodyGeometry, *, erode_mm: float = 4.0,
@@ -58,12 +56,30 @@ def trabecular_hu(ct: Volume, geo: BodyGeometry, *, erode_mm: float = 4.0,
     """Median HU of the eroded trabecular ROI of one body; returns (HU or None, voxels, flags)."""
     flags: list[str] = []
     body, aff = geo.body_mask_crop()
-    lo = geo._crop_lo
+    lo = np.asarray(geo._crop_lo)
+    # tighten the crop to the body's bounding box (+1 voxel)
+    nz = np.argwhere(body)
+    if nz.size == 0:
+        return None, 0, flags + ["trabecular_roi_empty"]
+    b0 = np.maximum(nz.min(axis=0) - 1, 0)
+    b1 = nz.max(axis=0) + 2
+    body = body[b0[0]:b1[0], b0[1]:b1[1], b0[2]:b1[2]]
+    lo = lo + b0
+    aff = aff.copy()
+    aff[:3, 3] = apply_affine(geo._labels_affine, lo)
     sl = tuple(slice(int(a), int(a) + s) for a, s in zip(lo, body.shape))
     vals_all = ct.data[sl]
     sp = np.sqrt((aff[:3, :3] ** 2).sum(axis=0))
-    padded = np.pad(body, 1)
-    dist = ndimage.distance_transform_edt(padded, sampling=sp)[1:-1, 1:-1, 1:-1]
+    # distance to the body surface on a grid of ≥ 1.5 mm blocks (fast), brought back by nearest
+    f = np.maximum(1, np.round(1.5 / sp)).astype(int)
+    shp = np.ceil(np.asarray(body.shape) / f).astype(int)
+    padb = np.zeros(shp * f, bool)
+    padb[:body.shape[0], :body.shape[1], :body.shape[2]] = body
+    coarse = padb.reshape(shp[0], f[0], shp[1], f[1], shp[2], f[2]).mean(axis=(1, 3, 5)) >= 0.5
+    dc = ndimage.distance_transform_edt(np.pad(coarse, 1), sampling=sp * f)[1:-1, 1:-1, 1:-1]
+    dist = np.repeat(np.repeat(np.repeat(dc, f[0], 0), f[1], 1), f[2], 2)[:body.shape[0], :body.shape[1],
+                                                                        :body.shape[2]]
+    dist = np.where(body, dist, 0.0)
     e = erode_mm
     roi = dist >= e
     while roi.sum() < 20 and e > 1.0:
@@ -125,8 +141,8 @@ def _reference_tissues(ct: Volume, spine_mask: np.ndarray, body_centres_vox: np.
     """Median HU of air, adipose, muscle and blood found in the scan (those that are present)."""
     data = ct.data
     sp = ct.spacing
-    # subsample for speed (≈ 2 mm)
-    step = np.maximum(1, np.round(2.0 / sp).astype(int))
+    # subsample for speed (≈ 3 mm)
+    step = np.maximum(1, np.round(3.0 / sp).astype(int))
     sub = data[::step[0], ::step[1], ::step[2]].astype(np.float32)
     out: dict[str, float] = {}
     # smooth local mean/std in a 3×3×3 neighbourhood to keep only homogeneous tissue

@@ -180,6 +180,18 @@ class _Sampler:
                                        output=np.float32)
         return vals.reshape(pts.shape[:-1])
 
+    def lines(self, origins_mm: np.ndarray, direction: np.ndarray, t_mm: np.ndarray) -> np.ndarray:
+        """Occupancy on lines ``origin + t·direction`` (M lines × T samples), computed in voxel space."""
+        o = apply_affine(self.inv, origins_mm)                       # (M, 3) voxel
+        d = self.inv[:3, :3] @ direction                              # voxel per mm
+        t32 = t_mm.astype(np.float32)
+        ijk = np.empty((3, o.shape[0], t32.size), np.float32)
+        for a in range(3):
+            ijk[a] = o[:, a, None].astype(np.float32) + t32[None, :] * np.float32(d[a])
+        vals = ndimage.map_coordinates(self.occ, ijk.reshape(3, -1), order=1, mode="constant", cval=0.0,
+                                       prefilter=False, output=np.float32)
+        return vals.reshape(o.shape[0], t32.size)
+
     def near_edge(self, points_mm: np.ndarray, margin_vox: float = 1.0) -> np.ndarray:
         """True where a world point lies within ``margin_vox`` voxels of the crop's outer faces."""
         ijk = apply_affine(self.inv, np.asarray(points_mm, float).reshape(-1, 3))
@@ -201,8 +213,7 @@ def _boundaries_along(sampler: _Sampler, origins: np.ndarray, direction: np.ndar
         step_mm = sampler.step_mm
     t = np.arange(-reach_mm, reach_mm + step_mm / 2, step_mm)
     k0 = int(np.argmin(np.abs(t)))
-    pts = origins[:, None, :] + t[None, :, None] * np.asarray(direction, float)[None, None, :]
-    v = sampler(pts)
+    v = sampler.lines(origins, np.asarray(direction, float), t)
     inside = v >= 0.5
     if gap_mm > 0:
         # bridge internal holes of the mask (vein channels, defects) shorter than gap_mm
@@ -422,7 +433,8 @@ class BodyGeometry:
         LR, SI = np.meshgrid(lr, si, indexing="ij")
         start_ap = 0.5 * (self.anterior_ap_mm + self.posterior_ap_mm)
         loc = np.stack([LR.ravel(), np.full(LR.size, start_ap), SI.ravel()], axis=1)
-        _, t_back = _boundaries_along(self._sampler, self.frame.to_world(loc), self.frame.ap, self._reach_mm)
+        _, t_back = _boundaries_along(self._sampler, self.frame.to_world(loc), self.frame.ap, self._reach_mm,
+                                      gap_mm=0.0)
         ap = start_ap + t_back.reshape(LR.shape)
         import warnings
         with np.errstate(all="ignore"), warnings.catch_warnings():
@@ -712,14 +724,14 @@ def vertebral_body_geometry(labels: Volume, label: int, subregions: Volume | np.
     # depth on the mid-sagittal line (median of three lines ±1.5 mm apart: robust to a vein notch)
     lr_band = np.array([-1.5, 0.0, 1.5])
     origins = centre[None, :] + lr_band[:, None] * lr[None, :]
-    ta, tpo = _boundaries_along(geo_sampler, origins, ap, reach)
+    ta, tpo = _boundaries_along(geo_sampler, origins, ap, reach, gap_mm=0.0)
     ap_b = (loc_b - (centre - (pts.mean(axis=0) * 0 + centre))) @ ap if len(loc_b) else np.array([15.0, -15.0])
     ant = float(np.nanmedian(ta)) if np.isfinite(ta).any() else float(ap_b.max())
     post = float(np.nanmedian(tpo)) if np.isfinite(tpo).any() else float(ap_b.min())
     # width at mid-height through the centre of the depth
     mid_ap = 0.5 * (ant + post)
     o = centre + mid_ap * ap
-    tr, tl = _boundaries_along(geo_sampler, o[None], lr, reach)
+    tr, tl = _boundaries_along(geo_sampler, o[None], lr, reach, gap_mm=0.0)
     width = float(tr[0] - tl[0]) if np.isfinite(tr[0]) and np.isfinite(tl[0]) else W_r
     lr_shift = 0.5 * (tr[0] + tl[0]) if np.isfinite(tr[0]) and np.isfinite(tl[0]) else 0.0
     if abs(lr_shift) < 0.25 * width:

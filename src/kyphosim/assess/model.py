@@ -53,8 +53,8 @@ class LevelAssessment(BaseModel):
 class DensityCalibration(BaseModel):
     """Internal (phantomless) calibration: reference tissues measured (HU) and the fitted line."""
 
-    method: str = "internal: linear fit of measured HU vs ideal HU of reference tissues at effective energy"
-    effective_energy_kev: float
+    method: str = "internal: linear fit of measured HU vs nominal HU of reference tissues (air, fat, muscle, blood)"
+    effective_energy_kev: float = Field(..., description="tube voltage (kVp) the nominal tissue HU refer to")
     tissues_hu: dict[str, float]
     tissues_used: list[str]
     slope: float
