@@ -1,0 +1,398 @@
+"""Cement injection: two-phase Darcy flow of a power-law PMMA displacing marrow.
+
+Domain Ω: the porous voxels of the body (trabecular bone, fracture band, cleft, gap, cavity,
+basivertebral vein) plus the extravertebral spaces reached through the exits (basivertebral
+foramen → epidural veins/canal, segmental-vein foramina → paravertebral veins, cortical defects →
+paraspinal tissue, endplate breaks → disc), ``leak_space_mm`` deep. Intact cortex, endplates, the
+cannula and the posterior elements are no-flow.
+
+Each step (``injection_step_ml``):
+
+1. Pressure: ∇·(λ∇p) = −Q (sources at the cannula tips, Q = injection rate per side), with
+   mobility λ = k/μ, μ = μ_cement,eff in cement voxels and μ_marrow elsewhere; the outer layer of
+   the extravertebral spaces and (weakly) every marrow voxel drain to venous pressure 0. Solved
+   with conjugate gradients preconditioned by a smoothed-aggregation AMG hierarchy (pyamg).
+2. Flux from cement into each front voxel q_j = Σ T_ij (p_i − p_j)⁺ over faces whose gradient
+   exceeds the yield threshold G = τ_y·√(φ/(2k)) (capillary-bundle Bingham threshold).
+3. The step volume is shared among the front voxels in proportion to q_j (the front advances
+   where the flux is highest), up to each voxel's pore volume φ·v (cavity: v).
+4. Power law: μ_eff = K(t)·γ̇^(n−1), γ̇ = (3n+1)/(4n)·4|u|/√(8k/φ) (Christopher–Middleman) from the
+   previous step's Darcy velocity; K(t) rises exponentially with time since mixing.
+
+Permeability: Kozeny–Carman scaling of Baroud's 4.45e-8 m² (SI) at the reference BV/TV, AP/LR
+78 % of SI; BV/TV = ρ_QCT/ρ_tissue. Compacted bone around a KP cavity is denser, hence tighter.
+Injection stops like a surgeon would: target volume, cement in the posterior quarter of the body,
+or a visible leak (≥ ``leak_visible_ml``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg  # noqa: F401
+from scipy import ndimage as ndi
+from scipy.sparse.linalg import cg
+
+from kyphosim.simulation.lift import LiftState, gap_fills, shift_columns
+from kyphosim.simulation.model import Tissue, VertebraModel
+from kyphosim.simulation.params import CementGrade, SimParams
+
+__all__ = ["InjectionResult", "inject", "permeability_m2"]
+
+_POROUS = np.zeros(256, bool)
+for _t in (Tissue.TRABECULAR, Tissue.FRACTURE, Tissue.CLEFT, Tissue.GAP, Tissue.BASIVERTEBRAL,
+           Tissue.SEGMENTAL_EXIT, Tissue.CORTICAL_DEFECT, Tissue.ENDPLATE_BREAK):
+    _POROUS[int(_t)] = True
+_EXITS = {int(Tissue.BASIVERTEBRAL): "B", int(Tissue.SEGMENTAL_EXIT): "S",
+          int(Tissue.CORTICAL_DEFECT): "C", int(Tissue.ENDPLATE_BREAK): "D"}
+# leak-class codes on the leak map
+_LEAK_CODES = {"B": 1, "S": 2, "C": 3, "D": 4, "canal": 5}
+_CODE_NAMES = {v: k for k, v in _LEAK_CODES.items()}
+
+
+def permeability_m2(rho_mg_cm3: np.ndarray, params: SimParams) -> np.ndarray:
+    """SI permeability of trabecular bone (m²) from QCT density: Kozeny–Carman scaled to Baroud 2004."""
+    bvtv = np.clip(np.asarray(rho_mg_cm3, float) / params.tissue_bmd_mg_cm3, 0.005, 0.95)
+    phi = 1.0 - bvtv
+    kc = phi ** 3 / bvtv ** 2
+    b0 = params.reference_bvtv
+    kc0 = (1 - b0) ** 3 / b0 ** 2
+    return params.permeability_si_m2 * kc / kc0
+
+
+@dataclass
+class InjectionResult:
+    fill: np.ndarray                 # float32 saturation 0..1 of each voxel's pore space
+    porosity: np.ndarray             # float32 pore fraction (1 in cavity/gap)
+    injected_ml: float
+    grid_cement_ml: float
+    stop_reason: str
+    steps: int
+    time_s: float
+    max_pressure_kpa: float          # in the bone at the tip
+    cannula_pressure_kpa: float      # pressure drop in the cannula at the end (Hagen–Poiseuille power law)
+    leaks: list[dict]
+    leak_map: np.ndarray             # uint8 leak class per voxel (0 inside the body)
+    history: list[dict] = field(default_factory=list)
+    lift_alpha: float = 0.0
+    viscosity_pa_s_end: float = 0.0
+
+    @property
+    def cement_mask(self) -> np.ndarray:
+        return self.fill >= 0.5
+
+
+def _leak_spaces(model: VertebraModel, params: SimParams) -> np.ndarray:
+    """uint8 map: extravertebral voxels reachable from an exit within ``leak_space_mm``, by class."""
+    h = model.spacing_mm
+    t = model.tissue
+    out = np.zeros(model.shape, np.uint8)
+    free = ~model.vert & ((t == Tissue.SOFT) | (t == Tissue.CANAL) | (t == Tissue.DISC))
+    n = max(1, int(round(params.leak_space_mm / h)))
+    for code, name in ((int(Tissue.BASIVERTEBRAL), "B"), (int(Tissue.SEGMENTAL_EXIT), "S"),
+                       (int(Tissue.CORTICAL_DEFECT), "C"), (int(Tissue.ENDPLATE_BREAK), "D")):
+        ex = t == code
+        if not ex.any():
+            continue
+        reach = ndi.binary_dilation(ex, iterations=n) & free & (out == 0)
+        lab = np.full(model.shape, _LEAK_CODES[name], np.uint8)
+        if name == "B":
+            lab[t == Tissue.CANAL] = _LEAK_CODES["canal"]
+        out[reach] = lab[reach]
+    out[(out > 0) & (t == Tissue.CANAL)] = _LEAK_CODES["canal"]
+    return out
+
+
+class _Faces:
+    """Face graph of Ω (pairs of face-adjacent voxels) with the SI/AP anisotropy of each face."""
+
+    def __init__(self, omega: np.ndarray, params: SimParams, h_m: float):
+        self.shape = omega.shape
+        self.h = h_m
+        self.flat = np.flatnonzero(omega)
+        self.n = self.flat.size
+        self.index = np.full(omega.size, -1, np.int64)
+        self.index[self.flat] = np.arange(self.n)
+        fa, fb, an = [], [], []
+        strides = np.array([self.shape[1] * self.shape[2], self.shape[2], 1])
+        for ax in range(3):
+            sl_a = [slice(None)] * 3
+            sl_b = [slice(None)] * 3
+            sl_a[ax] = slice(0, -1)
+            sl_b[ax] = slice(1, None)
+            both = omega[tuple(sl_a)] & omega[tuple(sl_b)]
+            ia = np.argwhere(both)
+            f = np.ravel_multi_index(ia.T, self.shape)
+            fa.append(self.index[f])
+            fb.append(self.index[f + strides[ax]])
+            an.append(np.full(f.size, 1.0 if ax == 2 else params.permeability_ap_over_si))
+        self.fa = np.concatenate(fa)
+        self.fb = np.concatenate(fb)
+        self.aniso = np.concatenate(an)
+
+    def conductance(self, k: np.ndarray) -> np.ndarray:
+        """Face k·A/L (m³) from cell permeabilities (harmonic mean); divide by μ for T."""
+        ka, kb = k[self.fa], k[self.fb]
+        return self.aniso * 2.0 * ka * kb / np.maximum(ka + kb, 1e-300) * self.h
+
+
+def _amg_solve(A: sp.csr_matrix, b: np.ndarray, x0: np.ndarray | None = None, *, amg: bool = True) -> np.ndarray:
+    """Solve the SPD pressure system: direct when small, else CG (AMG- or Jacobi-preconditioned,
+    warm-started from ``x0``)."""
+    if A.shape[0] <= 3000:
+        from scipy.sparse.linalg import spsolve
+
+        return np.atleast_1d(spsolve(A.tocsc(), b))
+    d = A.diagonal()
+    scale = 1.0 / d.mean()
+    As = (A * scale).tocsr()
+    if amg:
+        import pyamg
+
+        ml = pyamg.smoothed_aggregation_solver(As, max_coarse=400)
+        M = ml.aspreconditioner()
+    else:
+        inv = 1.0 / (d * scale)
+        M = sp.linalg.LinearOperator(As.shape, matvec=lambda v: inv * v)
+    x, _ = cg(As, b * scale, x0=x0, rtol=1e-7, maxiter=2000, M=M)
+    return x
+
+
+def _marrow_backpressure(model: VertebraModel, omega: np.ndarray, k_si: np.ndarray, outlet: np.ndarray,
+                         sources: list[np.ndarray], params: SimParams, q_side: float) -> np.ndarray:
+    """Marrow pressure (Pa) ahead of the cement: marrow displaced at the injection rate from the
+    injection points drains through Ω to the outlets (venous pressure 0) and, weakly, through the
+    intraosseous sinusoids everywhere. Solved once on a 2× coarser grid and upsampled."""
+    f = 2
+    shp = tuple(int(np.ceil(s / f)) for s in omega.shape)
+    pad = [(0, shp[i] * f - omega.shape[i]) for i in range(3)]
+
+    def red(a, how):
+        ap = np.pad(a, pad)
+        r = ap.reshape(shp[0], f, shp[1], f, shp[2], f)
+        return r.max(axis=(1, 3, 5)) if how == "max" else r.mean(axis=(1, 3, 5))
+
+    om_c = red(omega.astype(np.float32), "max") > 0
+    kc = red(np.where(omega, k_si, 0.0), "mean") / np.maximum(red(omega.astype(float), "mean"), 1e-9)
+    out_c = red(outlet.astype(np.float32), "max") > 0
+    faces = _Faces(om_c, params, model.spacing_mm * f / 1000.0)
+    n = faces.n
+    mu = params.marrow_viscosity_pa_s
+    kk = kc.ravel()[faces.flat]
+    T = faces.conductance(kk) / mu
+    g_out = np.where(out_c.ravel()[faces.flat], 2.0 * kk * faces.h / mu, 1e-3 * kk * faces.h / mu)
+    diag = np.bincount(faces.fa, T, n) + np.bincount(faces.fb, T, n) + g_out
+    A = sp.csr_matrix((np.concatenate([-T, -T, diag]),
+                       (np.concatenate([faces.fa, faces.fb, np.arange(n)]),
+                        np.concatenate([faces.fb, faces.fa, np.arange(n)]))), shape=(n, n))
+    b = np.zeros(n)
+    idx = np.argwhere(om_c)
+    for s in sources:
+        d = np.sum((idx - np.asarray(s)[None, :] / f) ** 2, axis=1)
+        b[faces.index[np.ravel_multi_index(idx[int(np.argmin(d))], om_c.shape)]] += q_side
+    pc = np.zeros(om_c.size)
+    pc[faces.flat] = _amg_solve(A, b)
+    pc = pc.reshape(om_c.shape)
+    up = pc.repeat(f, 0).repeat(f, 1).repeat(f, 2)[: omega.shape[0], : omega.shape[1], : omega.shape[2]]
+    return np.where(omega, up, 0.0)
+
+
+def _cannula_dp_kpa(q_m3_s: float, od_mm: float, length_mm: float, grade: CementGrade, K: float) -> float:
+    """Pressure drop of a power-law fluid through the cannula (inner radius ≈ 0.8·OD/2)."""
+    R = 0.8 * od_mm / 2000.0
+    L = length_mm / 1000.0
+    n = grade.n
+    if q_m3_s <= 0:
+        return 0.0
+    # power-law Hagen–Poiseuille: Q = (π n R³/(3n+1)) (R ΔP / (2 K L))^(1/n)
+    dp = (q_m3_s * (3 * n + 1) / (np.pi * n * R ** 3)) ** n * 2 * K * L / R
+    return float(dp / 1000.0)
+
+
+def inject(model: VertebraModel, sources: list[np.ndarray], cavity: np.ndarray | None, grade: CementGrade,
+           target_ml: float, params: SimParams, lift: LiftState | None = None, cannula: list[dict] | None = None,
+           progress=None) -> InjectionResult:
+    """Inject ``target_ml`` of cement from ``sources`` (index coords, one per side)."""
+    h = model.spacing_mm
+    v_m3 = (h / 1000.0) ** 3
+    t = model.tissue
+    leak_map = _leak_spaces(model, params)
+    cav = cavity if cavity is not None else np.zeros(model.shape, bool)
+    omega = (_POROUS[t] & model.body) | cav | (leak_map > 0)
+    omega &= t != Tissue.CHANNEL
+    # permeability (SI) and porosity
+    k_si = permeability_m2(model.rho, params)
+    open_void = cav | (t == Tissue.GAP) | (t == Tissue.CLEFT)
+    k_si = np.where(open_void, params.cavity_permeability_m2, k_si)
+    vein = (t == Tissue.BASIVERTEBRAL) | (t == Tissue.SEGMENTAL_EXIT) | np.isin(leak_map, [1, 2, 5])
+    k_si = np.where(vein, params.vein_permeability_m2, k_si)
+    k_si = np.where((leak_map == _LEAK_CODES["C"]), params.vein_permeability_m2 * 0.1, k_si)
+    k_si = np.where((t == Tissue.ENDPLATE_BREAK) | (leak_map == _LEAK_CODES["D"]), params.disc_permeability_m2, k_si)
+    k_si = np.where((t == Tissue.CORTICAL_DEFECT), params.vein_permeability_m2 * 0.1, k_si)
+    bvtv = np.clip(model.rho / params.tissue_bmd_mg_cm3, 0.0, 0.95)
+    por = np.where(open_void | (leak_map > 0) | vein, 1.0, 1.0 - bvtv).astype(np.float32)
+    # outlets: outer shell of the leak spaces
+    ls = leak_map > 0
+    outlet = ls & ~ndi.binary_erosion(ls | model.body, iterations=1)
+    if not outlet.any():
+        outlet = np.zeros_like(ls)
+    faces = _Faces(omega, params, h / 1000.0)
+    n = faces.n
+    fill = np.zeros(n, np.float64)
+    cap = por.ravel()[faces.flat].astype(np.float64) * v_m3 * 1e6     # pore volume, mL
+    src_ids = []
+    om_idx = np.argwhere(omega)
+    for s in sources:
+        d = np.sum((om_idx - np.asarray(s)[None, :]) ** 2, axis=1)
+        src_ids.append(int(faces.index[np.ravel_multi_index(om_idx[int(np.argmin(d))], model.shape)]))
+    q_total = params.injection_rate_ml_min / 60.0 * 1e-6              # m³/s, all sides together
+    q_side = q_total / max(len(src_ids), 1)
+    pb_full = _marrow_backpressure(model, omega, k_si, outlet, sources, params, q_side)
+    p_back = pb_full.ravel()[faces.flat]
+    cement = np.zeros(n, bool)
+    for sid in src_ids:
+        fill[sid] = 1.0
+        cement[sid] = True
+    injected = float(sum(cap[s] for s in src_ids))
+    j_post, depth = model.geometry["j_post"], model.geometry["depth_mm"] / h
+    ii, jj, kk = np.unravel_index(faces.flat, model.shape)
+    in_cav = cav.ravel()[faces.flat]
+    post_q = (jj <= j_post + params.posterior_stop_fraction * depth) & model.body.ravel()[faces.flat]
+    leak_cls = leak_map.ravel()[faces.flat]
+    tis_o = t.ravel()[faces.flat]
+    exit_cls = np.zeros(n, np.uint8)
+    for code, name in _EXITS.items():
+        exit_cls[tis_o == code] = _LEAK_CODES[name]
+    leak_any = np.maximum(leak_cls, exit_cls)
+    k_o = k_si.ravel()[faces.flat]
+    phi_o = por.ravel()[faces.flat].astype(float)
+    G = faces.conductance(k_o)                       # m³; T = G/μ
+    thr_fac = np.sqrt(np.maximum(phi_o, 1e-3) / (2.0 * np.maximum(k_o, 1e-16)))   # 1/m
+    gam = np.ones(n)
+    hist: list[dict] = []
+    stop = "target volume reached"
+    steps = 0
+    pmax = 0.0
+    K = grade.k_start_pa_sn
+    t_min = grade.t_start_min
+    p_c = None
+    hm = h / 1000.0
+    while injected < target_ml - 1e-9:
+        steps += 1
+        t_min = grade.t_start_min + injected / params.injection_rate_ml_min
+        K = grade.k_start_pa_sn * np.exp((t_min - grade.t_start_min) / grade.tau_min)
+        tau_y = grade.yield_stress_per_k * K
+        mu_c = K * np.clip(gam, 1e-2, 1e3) ** (grade.n - 1.0)
+        # --- pressure in the cement region; marrow back-pressure on the front faces
+        cid = np.flatnonzero(cement)
+        loc = np.full(n, -1, np.int64)
+        loc[cid] = np.arange(cid.size)
+        a_c, b_c = cement[faces.fa], cement[faces.fb]
+        mu_face = 0.5 * (mu_c[faces.fa] + mu_c[faces.fb])
+        mu_face = np.where(a_c & ~b_c, mu_c[faces.fa], np.where(b_c & ~a_c, mu_c[faces.fb], mu_face))
+        T = G / mu_face
+        cc = a_c & b_c
+        fr_a = a_c & ~b_c      # cement at a, front at b
+        fr_b = b_c & ~a_c
+        m = cid.size
+        diag = (np.bincount(loc[faces.fa[cc]], T[cc], m) + np.bincount(loc[faces.fb[cc]], T[cc], m)
+                + np.bincount(loc[faces.fa[fr_a]], T[fr_a], m) + np.bincount(loc[faces.fb[fr_b]], T[fr_b], m))
+        rhs = (np.bincount(loc[faces.fa[fr_a]], T[fr_a] * p_back[faces.fb[fr_a]], m)
+               + np.bincount(loc[faces.fb[fr_b]], T[fr_b] * p_back[faces.fa[fr_b]], m))
+        for sid in src_ids:
+            rhs[loc[sid]] += q_side
+        A = sp.csr_matrix((np.concatenate([-T[cc], -T[cc], diag + 1e-30]),
+                           (np.concatenate([loc[faces.fa[cc]], loc[faces.fb[cc]], np.arange(m)]),
+                            np.concatenate([loc[faces.fb[cc]], loc[faces.fa[cc]], np.arange(m)]))), shape=(m, m))
+        x0 = p_c[cid] if p_c is not None else None
+        pc = _amg_solve(A, rhs, x0, amg=False)
+        p = p_back.copy()
+        p[cid] = pc
+        p_c = p
+        pmax = max(pmax, float(max(p[s] for s in src_ids)) / 1000.0)
+        qf = T * (p[faces.fa] - p[faces.fb])
+        umag = np.zeros(n)
+        np.maximum.at(umag, faces.fa[cc | fr_a | fr_b], np.abs(qf[cc | fr_a | fr_b]))
+        np.maximum.at(umag, faces.fb[cc | fr_a | fr_b], np.abs(qf[cc | fr_a | fr_b]))
+        umag /= hm ** 2
+        gam = (3 * grade.n + 1) / (4 * grade.n) * 4 * umag / np.sqrt(8 * k_o / np.maximum(phi_o, 1e-3))
+        grad = np.abs(p[faces.fa] - p[faces.fb]) / hm
+        # yield: a front face flows when its gradient exceeds τ_y·√(φ/2k); the syringe is volume-
+        # controlled, so when no face yields the pressure rises (field scaled) until the best one does
+        ratio = np.zeros(faces.fa.size)
+        ratio[fr_a] = grad[fr_a] / np.maximum(tau_y * thr_fac[faces.fb[fr_a]], 1e-30)
+        ratio[fr_b] = grad[fr_b] / np.maximum(tau_y * thr_fac[faces.fa[fr_b]], 1e-30)
+        rmax = float(ratio[fr_a | fr_b].max()) if np.any(fr_a | fr_b) else 0.0
+        boost = 1.0 / rmax if 0 < rmax < 1.0 else 1.0
+        if boost > 1.0:
+            pmax = max(pmax, boost * float(max(p[s] for s in src_ids)) / 1000.0)
+        f1 = fr_a & (qf > 0) & (ratio * boost >= 1.0 - 1e-9)
+        f2 = fr_b & (qf < 0) & (ratio * boost >= 1.0 - 1e-9)
+        q_in = np.bincount(faces.fb[f1], qf[f1], n) + np.bincount(faces.fa[f2], -qf[f2], n)
+        dv = min(params.injection_step_ml, target_ml - injected)
+        if q_in.sum() <= 0:
+            stop = "cement stopped (yield stress)"
+            break
+        remaining = dv
+        for _ in range(30):
+            w = np.where((q_in > 0) & (fill < 1.0 - 1e-9), q_in, 0.0)
+            tot = w.sum()
+            if tot <= 0 or remaining <= 1e-12:
+                break
+            share = remaining * w / tot
+            room = (1.0 - fill) * cap
+            take = np.minimum(share, room)
+            fill += np.where(cap > 0, take / np.maximum(cap, 1e-300), 0.0)
+            remaining -= take.sum()
+            full = (fill >= 1.0 - 1e-9) & ~cement
+            if full.any():
+                cement |= full
+                fill[full] = 1.0
+            if remaining > 1e-12 and not np.any((q_in > 0) & (fill < 1.0 - 1e-9)):
+                # the whole front filled within the step: advance to the next layer (same flux rule)
+                nxt = np.concatenate([faces.fb[cement[faces.fa] & ~cement[faces.fb]],
+                                      faces.fa[cement[faces.fb] & ~cement[faces.fa]]])
+                q_in = np.bincount(nxt, None, n).astype(float)
+                if q_in.sum() == 0:
+                    break
+        injected += dv - remaining
+        filled_ml = fill * cap
+        total_leak = float(filled_ml[leak_any > 0].sum())
+        hist.append({"step": steps, "volume_ml": injected,
+                     "pressure_kpa": boost * float(max(p[s] for s in src_ids)) / 1000.0,
+                     "time_min": float(t_min), "k_pa_sn": float(K), "leak_ml": total_leak})
+        if progress is not None:
+            progress(injected)
+        if remaining > 1e-9:
+            stop = "no path for more cement"
+            break
+        if total_leak >= params.leak_visible_ml:
+            stop = "leak seen on fluoroscopy"
+            break
+        if np.any((fill > 0.5) & post_q & ~in_cav & (leak_any == 0)):
+            stop = "cement reached the posterior quarter"
+            break
+    full = np.zeros(model.shape, np.float32)
+    full.ravel()[faces.flat] = fill.astype(np.float32)
+    filled_ml = fill * cap
+    leaks = []
+    for c, name in _CODE_NAMES.items():
+        sel = (leak_any == c) & (fill > 0)
+        vol = float(filled_ml[sel].sum())
+        if vol <= 1e-6:
+            continue
+        ijk = np.c_[ii[sel], jj[sel], kk[sel]].astype(float)
+        loc = np.average(ijk, axis=0, weights=filled_ml[sel])
+        leaks.append({"type": name, "volume_ml": vol, "location_mm": model.index_to_world(loc).tolist()})
+    grid_ml = float(filled_ml.sum())
+    L_can = 120.0
+    dp_can = 0.0
+    if cannula:
+        c0 = cannula[0]
+        dp_can = _cannula_dp_kpa(q_side, c0["od_mm"], L_can, grade, K)
+    return InjectionResult(fill=full, porosity=por, injected_ml=injected, grid_cement_ml=grid_ml, stop_reason=stop,
+                           steps=steps, time_s=injected / params.injection_rate_ml_min * 60.0, max_pressure_kpa=pmax,
+                           cannula_pressure_kpa=dp_can, leaks=leaks, leak_map=leak_map, history=hist,
+                           lift_alpha=lift.alpha if lift is not None else 0.0, viscosity_pa_s_end=float(K))

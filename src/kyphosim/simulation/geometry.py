@@ -1,0 +1,83 @@
+"""Heights of a vertebral body on the simulation's local grid (the project height convention).
+
+The simulation grid is aligned with the body's local frame (axis i = LR, j = AP with +j anterior,
+k = SI), so the convention of ``docs/conventions.md`` / the phantom contract reduces to column
+arithmetic:
+
+* D = AP extent of the body on the mid-sagittal plane at mid-height;
+* Ha, Hm, Hp = SI extent (outer bone boundary) of the body at 10 %, 50 %, 90 % of D from the
+  anterior margin, each the median over the parasagittal band |LR| ≤ 20 % of the body width;
+* wedge angle = angle between straight-line fits to the superior and inferior surfaces over
+  10–90 % of D in that band (positive = anterior narrower).
+
+This is a thin adapter with the assessment module's definition; when the body is given to
+``kyphosim.assess`` (world space) both agree to within a voxel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["measure_heights", "column_surfaces"]
+
+
+def column_surfaces(body: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Top and bottom k index of the body in every (i, j) column, and the column mask.
+
+    Columns without body voxels get −1 / −1 and False.
+    """
+    nk = body.shape[2]
+    has = body.any(axis=2)
+    top = np.where(has, nk - 1 - np.argmax(body[:, :, ::-1], axis=2), -1)
+    bot = np.where(has, np.argmax(body, axis=2), -1)
+    return top, bot, has
+
+
+def measure_heights(body: np.ndarray, spacing_mm: float) -> dict[str, float]:
+    """Ha/Hm/Hp (mm), depth/width (mm) and wedge angle (deg) of a body mask on a local grid."""
+    h = float(spacing_mm)
+    if not body.any():
+        raise ValueError("empty vertebral-body mask")
+    idx = np.argwhere(body)
+    ci, cj, ck = np.round(idx.mean(axis=0)).astype(int)
+    row = body[ci, :, ck]
+    if not row.any():
+        row = body[:, :, ck].any(axis=0)
+    js = np.flatnonzero(row)
+    j_post, j_ant = int(js.min()), int(js.max())
+    depth_mm = (j_ant - j_post + 1) * h
+    col = body[:, (j_post + j_ant) // 2, ck]
+    if not col.any():
+        col = body[:, :, ck].any(axis=1)
+    iis = np.flatnonzero(col)
+    width_mm = (iis.max() - iis.min() + 1) * h
+    i_mid = 0.5 * (iis.max() + iis.min())
+    half_band = max(1, int(round(0.2 * width_mm / h)))
+    i_lo, i_hi = int(max(0, np.floor(i_mid - half_band))), int(min(body.shape[0], np.ceil(i_mid + half_band) + 1))
+    top, bot, has = column_surfaces(body[i_lo:i_hi])
+    ext = np.where(has, (top - bot + 1) * h, np.nan)
+
+    def at(frac: float) -> float:
+        j = int(round(j_ant - frac * (j_ant - j_post)))
+        win = ext[:, max(0, j - 1):j + 2]
+        v = win[np.isfinite(win)]
+        return float(np.median(v)) if v.size else float("nan")
+
+    ha, hm, hp = at(0.10), at(0.50), at(0.90)
+    j0 = int(round(j_ant - 0.9 * (j_ant - j_post)))
+    j1 = int(round(j_ant - 0.1 * (j_ant - j_post)))
+    jj, tt, bb = [], [], []
+    for j in range(j0, j1 + 1):
+        m = has[:, j]
+        if m.sum() == 0:
+            continue
+        jj.append(j)
+        tt.append(np.median(top[m, j]))
+        bb.append(np.median(bot[m, j]))
+    wedge = float("nan")
+    if len(jj) >= 3:
+        st = np.polyfit(jj, tt, 1)[0]
+        sb = np.polyfit(jj, bb, 1)[0]
+        wedge = float(np.degrees(np.arctan(sb) - np.arctan(st)))
+    return {"anterior_mm": ha, "middle_mm": hm, "posterior_mm": hp, "depth_mm": float(depth_mm),
+            "width_mm": float(width_mm), "wedge_angle_deg": wedge}
