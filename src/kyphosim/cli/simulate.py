@@ -1,0 +1,128 @@
+"""``kyphosim simulate``: virtual balloon kyphoplasty / vertebroplasty of one level."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def load_inputs(ct: Path, labels: Path, subregions: Optional[Path], resample_labels: bool):
+    """CT, labels and optional sub-regions (TPTBox ids mapped) on the CT grid."""
+    import numpy as np
+
+    from kyphosim.errors import InputError
+    from kyphosim.imaging.io import load_ct, load_image, load_labels
+    from kyphosim.imaging.labels import subregions_from_tptbox
+    from kyphosim.imaging.volume import Volume
+
+    vol = load_ct(ct)
+    lab = load_labels(labels, reference=vol, resample=resample_labels)
+    sub = None
+    if subregions is not None:
+        sub = load_image(subregions)
+        data = sub.data
+        if data.max() > 40:
+            data = subregions_from_tptbox(data)
+        sub = Volume(np.asarray(data).astype(np.uint8), sub.affine, is_label=True, source_axcodes=sub.source_axcodes)
+        if not sub.same_grid(vol):
+            if not resample_labels:
+                raise InputError(f"sub-regions {subregions.name} are not on the CT grid; pass --resample-labels")
+            sub = sub.resample(like=vol)
+    return vol, lab, sub
+
+
+def load_plan(path: Optional[Path]) -> Optional[dict]:
+    from kyphosim.errors import InputError
+
+    if path is None:
+        return None
+    if not path.exists():
+        raise InputError(f"plan file not found: {path}")
+    try:
+        plan = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path.name} is not valid JSON: {exc.msg} (line {exc.lineno})") from None
+    if not isinstance(plan, dict) or "levels" not in plan:
+        raise InputError(f"{path.name} is not a kyphosim.plan/1 file (no 'levels')")
+    return plan
+
+
+def run_simulation(vol, lab, sub, level, plan, technique, approach, balloon, cement_volume, viscosity,
+                   resolution, fracture_age, label: str = ""):
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from kyphosim.simulation import simulate
+
+    with Progress(TextColumn(f"[bold]simulate{label}[/] {{task.description:<10}}"), BarColumn(),
+                  TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(), transient=True) as prog:
+        task = prog.add_task("model", total=1.0)
+        return simulate(vol, lab, level, plan=plan, technique=technique, approach=approach,
+                        balloon_length_mm=balloon, cement_volume_ml=cement_volume, viscosity=viscosity,
+                        resolution_mm=resolution, subregions=sub, fracture_age=fracture_age,
+                        progress=lambda stage, f: prog.update(task, description=stage, completed=f))
+
+
+def write_outputs(result, vol, out: Path, *, figures: bool = True, prefix: str = "") -> list[str]:
+    from kyphosim.fileio import write_json
+    from kyphosim.imaging.io import save_volume
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / f"{prefix}simulation.json", result.to_json_dict())
+    written = [f"{prefix}simulation.json"]
+    save_volume(result.cavity, out / f"{prefix}cavity.nii.gz")
+    save_volume(result.cement_mask, out / f"{prefix}cement.nii.gz")
+    written += [f"{prefix}cavity.nii.gz", f"{prefix}cement.nii.gz"]
+    if figures:
+        from kyphosim.simulation.figures import write_figures
+
+        sub = out / f"{prefix}figures" if prefix else out
+        written += [str(p.relative_to(out)) for p in write_figures(result, vol, sub)]
+    return written
+
+
+def simulate_command(
+    ct: Path = typer.Argument(..., help="CT image (NIfTI file or DICOM series directory), HU"),
+    labels: Path = typer.Option(..., "--labels", help="Vertebra label map (VerSe or TotalSegmentator)"),
+    level: str = typer.Option(..., "--level", help="Level to treat, e.g. L1"),
+    out: Path = typer.Option(..., "--out", help="Output folder"),
+    plan: Optional[Path] = typer.Option(None, "--plan", help="kyphosim.plan/1 JSON (else planned automatically)"),
+    technique: str = typer.Option("kyphoplasty", "--technique", help="kyphoplasty | vertebroplasty"),
+    approach: str = typer.Option("bipedicular", "--approach", help="bipedicular | unipedicular"),
+    balloon: float = typer.Option(15, "--balloon", help="Balloon length, mm (10, 15 or 20)"),
+    cement_volume: Optional[float] = typer.Option(None, "--cement-volume", help="Target cement volume, mL"),
+    viscosity: str = typer.Option("medium", "--viscosity", help="low | medium | high"),
+    resolution: float = typer.Option(0.5, "--resolution", help="Model grid spacing, mm"),
+    subregions: Optional[Path] = typer.Option(None, "--subregions", help="Sub-region map (kyphosim or TPTBox ids)"),
+    fracture_age: Optional[str] = typer.Option(None, "--fracture-age", help="acute | chronic (default: from the image)"),
+    resample_labels: bool = typer.Option(False, "--resample-labels", help="Resample labels onto the CT grid"),
+    figures: bool = typer.Option(True, "--figures/--no-figures", help="Write the PNG figures"),
+) -> None:
+    """Simulate the procedure step by step; writes simulation.json, cavity/cement NIfTI masks (input
+    orientation), a figure per step, the pressure–volume curve, heights and AP/lateral fluoroscopy."""
+    from kyphosim.imaging.labels import vertebra_id
+
+    try:
+        lid = vertebra_id(level)
+    except ValueError as exc:
+        from kyphosim.errors import InputError
+
+        raise InputError(str(exc)) from None
+    vol, lab, sub = load_inputs(ct, labels, subregions, resample_labels)
+    pl = load_plan(plan)
+    result = run_simulation(vol, lab, sub, lid, pl, technique, approach, balloon, cement_volume, viscosity,
+                            resolution, fracture_age)
+    written = write_outputs(result, vol, out, figures=figures)
+    c = result.cement
+    bal = ", ".join(f"{b.side} {b.max_volume_ml:.1f} mL @ {b.max_pressure_psi:.0f} psi" for b in result.balloons)
+    typer.echo(f"{result.level} {result.technique}: heights Ha {result.heights['before'].anterior_mm:.1f} → "
+               f"{result.heights['after'].anterior_mm:.1f} mm; " + (f"balloons {bal}; " if bal else "") +
+               f"cement {c.volume_ml:.2f} mL (fill {100 * c.fill_fraction:.0f} %, {c.stop_reason}); "
+               f"leaks: {', '.join(l.type for l in c.leaks) or 'none'}")
+    typer.echo(f"wrote {len(written)} files to {out}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("simulate")(simulate_command)
