@@ -258,7 +258,10 @@ def inject(model: VertebraModel, sources: list[np.ndarray], cavity: np.ndarray |
     injected = float(sum(cap[s] for s in src_ids))
     j_post, depth = model.geometry["j_post"], model.geometry["depth_mm"] / h
     ii, jj, kk = np.unravel_index(faces.flat, model.shape)
-    in_cav = cav.ravel()[faces.flat]
+    # cement in (or within 2 mm of) the KP cavity is expected there; the posterior-quarter rule
+    # watches cement spreading beyond it
+    near_cav = ndi.binary_dilation(cav, iterations=max(1, int(round(2.0 / h)))) if cav.any() else cav
+    in_cav = near_cav.ravel()[faces.flat]
     post_q = (jj <= j_post + params.posterior_stop_fraction * depth) & model.body.ravel()[faces.flat]
     leak_cls = leak_map.ravel()[faces.flat]
     tis_o = t.ravel()[faces.flat]

@@ -473,9 +473,11 @@ def _depressed_side(top, bot, has, body) -> tuple[str, bool]:
         c = _robust_plane(surf, inner)
         ii, jj = np.nonzero(inner)
         res.append(float(np.mean(np.abs(c[0] * ii + c[1] * jj + c[2] - surf[inner]))))
-    if max(res) < 0.35:
-        return "none", False
-    return ("superior", False) if res[0] >= 0.8 * res[1] else ("inferior", True)
+    if max(res) < 0.35 or res[0] >= 0.8 * res[1]:
+        # planar deformities (a pure wedge tilts both surfaces alike in the body frame): the
+        # superior endplate, by far the commoner site of osteoporotic depression [U]
+        return "superior", False
+    return "inferior", True
 
 
 def _reference_deficit(top, bot, region, post) -> np.ndarray:
@@ -497,7 +499,11 @@ def _fracture(body, inner, tissue, rho, hu, h, side, fracture_age, p: SimParams,
     j0, j1 = jj.min(), jj.max()
     post = rim & (np.arange(has.shape[1])[None, :] <= j0 + 0.3 * (j1 - j0))
     if side != "none" and post.sum() >= 6:
-        deficit = _reference_deficit(top, bot, rim, post)
+        # missing height of each column against the posterior height (Genant reference for wedge /
+        # biconcave deformities), attributed to the depressed endplate
+        ext = (top - bot + 1).astype(float)
+        href = float(np.median(ext[post]))
+        deficit = np.where(rim, np.maximum(href - ext, 0.0), 0.0)
     else:
         deficit = np.zeros(has.shape)
     footprint = rim & (deficit >= max(1.0, 1.0 / h))
