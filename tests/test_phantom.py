@@ -12,7 +12,7 @@ from kyphosim.anatomy.phantom.spec import GENANT_BANDS_PCT
 from kyphosim.errors import InputError
 from kyphosim.imaging.labels import SUBREGION_IDS
 
-from phantom_helpers import measure_heights_on_labels
+from kyphosim.anatomy.phantom.measure import measure_heights_on_labels
 
 LEVEL_KEYS = {"label", "name", "height_anterior_mm", "height_middle_mm", "height_posterior_mm",
               "expected_height_mm", "height_loss_pct", "genant_grade", "genant_type", "wedge_angle_deg",
@@ -115,6 +115,34 @@ def test_ct_tissues_and_density(small):
         assert med == pytest.approx(lv["trabecular_hu"], abs=25), lv["name"]
     intact = [lv["vbmd_mg_cm3"] for lv in small.truth["levels"] if lv["fracture"] is None]
     assert all(70 < v < 90 for v in intact)
+
+
+def _ball_mean(ct, roi):
+    c, r = np.asarray(roi["center_mm"]), roi["radius_mm"]
+    g = np.mgrid[-r:r:0.75, -r:r:0.75, -r:r:0.75].reshape(3, -1).T
+    return float(ct.sample(c + g[np.linalg.norm(g, axis=1) <= r], order=0).mean())
+
+
+def test_calibration_tissues_present(small):
+    """Air, fat, muscle and blood regions read their nominal HU (phantomless calibration inputs)."""
+    rois = small.truth["calibration_rois"]
+    assert set(rois) == {"air", "fat", "muscle", "blood"}
+    for name, roi in rois.items():
+        assert roi["radius_mm"] >= 2.0
+        assert _ball_mean(small.ct, roi) == pytest.approx(roi["hu"], abs=6.0), name
+
+
+def test_scanner_gain_offset_maps_every_tissue():
+    spec = dict(levels="L1", spacing_mm=2.0, seed=2, noise_hu=0.0)
+    a = make_phantom(PhantomSpec(**spec))
+    b = make_phantom(PhantomSpec(**spec, hu_gain=1.1, hu_offset=-20.0))
+    for name, roi in b.truth["calibration_rois"].items():
+        assert roi["hu"] == pytest.approx(-20.0 + 1.1 * a.truth["calibration_rois"][name]["hu"])
+    la, lb = a.truth["levels"][0], b.truth["levels"][0]
+    assert la["vbmd_mg_cm3"] == pytest.approx(lb["vbmd_mg_cm3"])
+    assert lb["trabecular_hu"] == pytest.approx(-20.0 + 1.1 * la["trabecular_hu"])
+    inside = (a.ct.data > -900) & (a.ct.data < 2000)
+    assert np.allclose(b.ct.data[inside], -20.0 + 1.1 * a.ct.data[inside], atol=0.05)
 
 
 def test_deterministic_and_seeded():

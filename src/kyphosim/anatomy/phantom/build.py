@@ -10,10 +10,10 @@ from typing import Any, Callable
 import numpy as np
 
 from kyphosim.anatomy.phantom.chain import build_shapes
-from kyphosim.anatomy.phantom.render import finish_ct, make_grid, render
+from kyphosim.anatomy.phantom.render import calibration_rois, finish_ct, make_grid, render
 from kyphosim.anatomy.phantom.spec import PhantomSpec
 from kyphosim.anatomy.phantom.truth import build_truth
-from kyphosim.fileio import write_json
+from kyphosim.fileio import to_jsonable, write_json
 from kyphosim.imaging.io import save_volume
 from kyphosim.imaging.labels import SUBREGION_NAMES, vertebra_name
 from kyphosim.imaging.volume import Volume
@@ -73,4 +73,5 @@ def make_phantom(spec: PhantomSpec, *, progress: Callable[[str], None] | None = 
     grid_info = {"shape": list(ct_v.shape), "spacing_mm": [float(v) for v in ct_v.spacing],
                  "orientation": "".join(ct_v.axcodes), "affine": ct_v.affine}
     truth = build_truth(spec, shapes, res.trab_stats, draws, grid_info)
+    truth["calibration_rois"] = to_jsonable(calibration_rois(grid, shapes, spec))
     return Phantom(ct=ct_v, labels=lab_v, subregions=sub_v, truth=truth, spec=spec, shapes=shapes)

@@ -39,18 +39,27 @@ def _solve_amplitude(shape: VertebraShape, target_pct: float, intact_hp: float) 
         return v if np.isfinite(v) else np.inf     # a body cut through counts as too much
 
     lo, hi = 0.0, 0.15 * shape.hp
-    while loss(hi) < 0:
-        lo, hi = hi, hi * 1.5
+    f_lo, f_hi = loss(lo), loss(hi)
+    while f_hi < 0:
+        lo, f_lo, hi = hi, f_hi, hi * 1.5
         if hi > 0.9 * shape.hp:
             raise ValueError(f"{shape.name}: cannot draw a {target_pct:.1f} % {shape.fracture.type} deformity")
-    for _ in range(40):                 # bisection (f(lo) < 0 ≤ f(hi)); robust to inf
-        mid = 0.5 * (lo + hi)
-        if loss(mid) < 0:
-            lo = mid
+        f_hi = loss(hi)
+    for _ in range(60):                 # Illinois regula falsi; bisection while f(hi) is inf
+        if np.isfinite(f_hi):
+            mid = hi - f_hi * (hi - lo) / (f_hi - f_lo)
         else:
-            hi = mid
-        if hi - lo < 0.004:
+            mid = 0.5 * (lo + hi)
+        f_mid = loss(mid)
+        if abs(f_mid) < 0.01 or hi - lo < 0.002:
+            lo = hi = mid
             break
+        if f_mid < 0:
+            lo, f_lo = mid, f_mid
+            f_hi = f_hi / 2 if np.isfinite(f_hi) else f_hi
+        else:
+            hi, f_hi = mid, f_mid
+            f_lo = f_lo / 2
     shape.amp = 0.5 * (lo + hi)
     return shape.amp
 

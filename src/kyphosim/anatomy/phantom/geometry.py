@@ -29,7 +29,7 @@ __all__ = ["VertebraShape", "Joint", "seg_dist"]
 
 SHELL_MM = 0.6        # cortical shell of the body (lateral, anterior, posterior walls), mm
 ENDPLATE_MM = 0.8     # bony endplate thickness, mm
-PE_CORTEX_MM = 1.0    # cortex of the posterior elements, mm
+PE_CORTEX_MM = 1.2     # cortex of the posterior elements (pedicle walls, laminae), mm
 WAIST = 0.07          # mid-height narrowing of the lateral/anterior walls (fraction)
 SUPERELLIPSE_P = 2.4  # cross-section exponent (2 = ellipse)
 

@@ -23,7 +23,7 @@ __all__ = ["HU_MARROW", "HU_PER_MG_CM3", "CORTICAL_MG_CM3", "TISSUE_HU", "REFERE
 HU_MARROW = 0.0           # HU of marrow-filled bone at zero mineral (intercept)
 HU_PER_MG_CM3 = 1.25      # HU per mg/cm³ K2HPO4-equivalent mineral (slope)
 CORTICAL_MG_CM3 = 1000.0  # cortical shell / endplate mineral density, mg/cm³ (→ 1250 HU)
-POSTERIOR_TRAB_FACTOR = 1.3  # posterior-element cancellous bone is denser than the body's
+POSTERIOR_TRAB_FACTOR = 2.0  # posterior-element cancellous bone is denser than the body's
 
 TISSUE_HU: dict[str, float] = {
     "air": -1000.0,

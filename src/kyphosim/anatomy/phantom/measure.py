@@ -14,7 +14,7 @@ import numpy as np
 
 from kyphosim.anatomy.phantom.geometry import VertebraShape, _rot_x
 
-__all__ = ["BodyMeasure", "measure_body", "ray_extent", "genant_grade"]
+__all__ = ["BodyMeasure", "measure_body", "ray_extent", "genant_grade", "measure_heights_on_labels"]
 
 AP_FRACTIONS = (0.10, 0.50, 0.90)   # Ha, Hm, Hp positions from the anterior margin
 BAND_FRACTION = 0.20                # |LR| ≤ 20 % of the body width
@@ -90,12 +90,14 @@ def _line_tilt(y: np.ndarray, z: np.ndarray) -> float:
 
 def _centroid(shape: VertebraShape, grid_mm: float) -> np.ndarray:
     retro = shape.fracture.retropulsion_mm if shape.fracture else 0.0
-    xs = np.arange(-shape.a * 1.02, shape.a * 1.02, grid_mm)
+    xs = np.arange(grid_mm / 2, shape.a * 1.02, grid_mm)       # x ≥ 0: the body is symmetric in x
     ys = np.arange(-shape.D / 2 - shape.delta - retro - 0.5, shape.D / 2 + 0.5, grid_mm)
     zs = np.arange(-shape.hp / 2 - 1.5, max(shape.hp, shape.ha) / 2 + 1.5, grid_mm)
     g = np.stack(np.meshgrid(xs, ys, zs, indexing="ij"), axis=-1).reshape(-1, 3)
     inside = shape.body_sdf(g) <= 0
-    return g[inside].mean(axis=0)
+    c = g[inside].mean(axis=0)
+    c[0] = 0.0
+    return c
 
 
 def measure_body(shape: VertebraShape, *, fine: bool = True) -> BodyMeasure:
@@ -109,7 +111,7 @@ def measure_body(shape: VertebraShape, *, fine: bool = True) -> BodyMeasure:
     wedge = t_sup - t_inf
     R = _rot_x(tilt)               # rows: measurement axes in local coordinates
     lr, ap, si = R[0], R[1], R[2]
-    c = _centroid(shape, 0.5 if fine else 0.8)
+    c = _centroid(shape, 0.5 if fine else 1.0)
     c[0] = 0.0                     # mid-sagittal plane (the shape is symmetric in x)
     sdf = shape.body_sdf
     big = shape.D + 20
@@ -141,3 +143,52 @@ def measure_body(shape: VertebraShape, *, fine: bool = True) -> BodyMeasure:
     return BodyMeasure(tilt_deg=tilt, centroid=c, si=si, ap=ap, lr=lr, depth_mm=depth, width_mm=width,
                        ha_mm=ha, hm_mm=hm, hp_mm=hp, wedge_angle_deg=wedge, bulge_mm=bulge,
                        anterior_point=ant)
+
+
+# ------------------------------------------------------------------------------ on voxels (checks)
+def _mask_sampler(labels, label: int, subregions=None):
+    """Trilinear sampler (threshold 0.5) of ``labels == label``, restricted to the vertebral body
+    (sub-regions 1 and 6) when ``subregions`` is given, at world points (N, 3)."""
+    from scipy import ndimage
+
+    vol = labels.as_canonical()
+    m = vol.data == label
+    if subregions is not None:
+        m &= np.isin(subregions.as_canonical().data, (1, 6))
+    m = m.astype(np.float32)
+    inv = np.linalg.inv(vol.affine)
+
+    def inside(pts: np.ndarray) -> np.ndarray:
+        ijk = pts @ inv[:3, :3].T + inv[:3, 3]
+        return ndimage.map_coordinates(m, ijk.T, order=1, mode="constant", cval=0.0) >= 0.5
+    return inside
+
+
+def _span(inside, origin, direction, half: float, step: float = 0.05) -> tuple[float, float]:
+    s = np.arange(-half, half + step / 2, step)
+    v = inside(origin[None] + s[:, None] * direction[None])
+    idx = np.flatnonzero(v)
+    return (np.nan, np.nan) if idx.size == 0 else (float(s[idx[0]]), float(s[idx[-1]]))
+
+
+def measure_heights_on_labels(labels, level: dict, subregions=None) -> dict[str, float]:
+    """Ha, Hm, Hp, depth and width of one level measured on a voxel label map by the height
+    convention, in the frame given by the truth entry ``level`` (centroid and axes).
+
+    Used by the tests and the benchmark to check the analytic truth against what is voxelised;
+    a voxelised surface is only known to ±half a voxel.
+    """
+    inside = _mask_sampler(labels, int(level["label"]), subregions)
+    c = np.asarray(level["centroid_mm"], float)
+    si, ap, lr = (np.asarray(level[k], float) for k in ("si_axis", "ap_axis", "lr_axis"))
+    f, l = _span(inside, c, ap, 35.0)
+    depth = l - f
+    ant = c + l * ap
+    f, l = _span(inside, c, lr, 45.0)
+    width = l - f
+    offs = np.linspace(-BAND_FRACTION * width, BAND_FRACTION * width, N_BAND)
+    out = {"depth": depth, "width": width}
+    for key, frac in zip(("ha", "hm", "hp"), AP_FRACTIONS):
+        hs = [np.subtract(*_span(inside, ant - frac * depth * ap + o * lr, si, 30.0)[::-1]) for o in offs]
+        out[key] = float(np.nanmedian(hs))
+    return out

@@ -133,15 +133,48 @@ def _spine_profiles(shapes: list[VertebraShape]) -> dict[str, np.ndarray]:
     return {k: np.array([r[k] for r in rows]) for k in rows[0]}
 
 
+def _soft_params(spec: PhantomSpec) -> tuple[float, float]:
+    """Seeded soft-tissue draws: subcutaneous fat thickness over the back and aortic radius, mm."""
+    rng = rng_for(spec.seed, 0, "soft")
+    return float(rng.uniform(12.0, 24.0)), float(rng.uniform(9.5, 12.5))
+
+
+def calibration_rois(grid: Grid, shapes: list[VertebraShape], spec: PhantomSpec) -> dict:
+    """Spherical regions of air, fat, muscle and blood (centre world mm, radius mm, nominal HU) at
+    the height of the middle level: where a phantomless calibration can read reference tissues."""
+    if not spec.soft_tissue:
+        return {}
+    fat_sc, aorta_r = _soft_params(spec)
+    prof = _spine_profiles(shapes)
+    mid = shapes[len(shapes) // 2]
+    z = float(mid.to_world(np.zeros(3))[2])
+    ip = {k: float(np.interp(z, prof["z"], v)) for k, v in prof.items() if k != "z"}
+    w = ip["width"]
+    y_tip = ip["y_tip"]
+    y_front, y_back = ip["y_lam"] + 8.0, y_tip - 4.0
+    ymid, bh = 0.5 * (y_front + y_back), 0.5 * (y_front - y_back)
+    xm = w / 2 + 28.0
+    xf = 0.8 * xm
+    y_skin_f = y_tip - (fat_sc + 6.0) + 0.0025 * xf ** 2
+    y_musc_back = ymid - bh * (1 - (xf / xm) ** 4) ** 0.25
+    air_y = 0.5 * (grid.origin[1] + (y_tip - (fat_sc + 6.0)))
+    rois = {
+        "air": ([0.0, air_y, z], max(1.0, min(5.0, 0.5 * (y_tip - fat_sc - 6.0 - grid.origin[1]) - 1.5))),
+        "fat": ([-xf, 0.5 * (y_skin_f + y_musc_back), z], max(1.0, min(4.0, 0.5 * (y_musc_back - y_skin_f) - 1.5))),
+        "muscle": ([-(ip["canal_w"] / 2 + 14.0), ymid, z], 4.0),
+        "blood": ([-14.0, ip["y_ant"] + aorta_r + 2.0, z], aorta_r - 2.5),
+    }
+    return {k: {"center_mm": c, "radius_mm": float(r), "hu": spec.hu_offset + spec.hu_gain * TISSUE_HU[k]}
+            for k, (c, r) in rois.items()}
+
+
 def _soft_tissue(grid: Grid, shapes: list[VertebraShape], spec: PhantomSpec) -> np.ndarray:
     nx, ny, nz = grid.shape
     ct = np.empty(grid.shape, np.float32)
     if not spec.soft_tissue:
         ct.fill(TISSUE_HU["background"])
         return ct
-    rng = rng_for(spec.seed, 0, "soft")
-    fat_sc = float(rng.uniform(12.0, 24.0))      # subcutaneous fat thickness over the back, mm
-    aorta_r = float(rng.uniform(9.5, 12.5))       # aortic radius, mm
+    fat_sc, aorta_r = _soft_params(spec)
     prof = _spine_profiles(shapes)
     zc = grid.axis(2)
     ip = {k: np.interp(zc, prof["z"], v) for k, v in prof.items() if k != "z"}
@@ -278,7 +311,9 @@ def _render_vertebra(grid: Grid, s: VertebraShape, spec: PhantomSpec, level_bmd:
     if min(bshape) == 0:
         return {"vbmd_mg_cm3": float("nan"), "vbmd_baseline_mg_cm3": float(level_bmd), "n_voxels": 0}
     sel = _near_mask(grid, sl, s)
-    pts = grid.points(sl)[sel.ravel()]
+    idx = np.nonzero(sel)
+    start = np.array([x.start for x in sl], float)
+    pts = grid.origin + grid.spacing * (np.stack(idx, axis=1) + start)
     p = s.to_local(pts)
     n = len(p)
     blo, bhi = _body_box(s)
@@ -340,7 +375,7 @@ def _render_vertebra(grid: Grid, s: VertebraShape, spec: PhantomSpec, level_bmd:
     white = rng.standard_normal(bshape).astype(np.float32)
     sig = 2.0 / grid.spacing
     field = ndimage.gaussian_filter(white, sig, mode="nearest")
-    field = field.ravel()[sel.ravel()]
+    field = field[idx]
     field /= max(float(field.std()), 1e-6)
     g = g + 0.08 * field
     in_body_trab = (sdf_bi <= sdf_pe + PE_CORTEX_MM)
@@ -362,14 +397,14 @@ def _render_vertebra(grid: Grid, s: VertebraShape, spec: PhantomSpec, level_bmd:
                        TISSUE_HU["gas"] if (s.fracture and s.fracture.cleft_content == "gas") else TISSUE_HU["fluid"],
                        TISSUE_HU["blood"])
     blk = ct[sl]
-    old = blk[sel].astype(np.float64)
+    old = blk[idx].astype(np.float64)
     new = (trab * hu_t + (occ - trab) * hu_c) * (1 - hole) + occ * hole * hole_hu + (1 - occ) * old
-    blk[sel] = np.where(touched, new, old).astype(np.float32)
+    blk[idx] = np.where(touched, new, old).astype(np.float32)
     ct[sl] = blk
     # labels and sub-regions
     lab_blk, sub_blk = labels[sl], sub[sl]
-    lab = lab_blk[sel]
-    sb = sub_blk[sel]
+    lab = lab_blk[idx]
+    sb = sub_blk[idx]
     bone = sdf <= 0
     body = sdf_b <= 0
     lab[bone & ((lab == 0) | body)] = s.label
@@ -381,8 +416,8 @@ def _render_vertebra(grid: Grid, s: VertebraShape, spec: PhantomSpec, level_bmd:
     region[body] = SB["vertebral_body"]
     region[body & (bvf <= 0)] = SB["basivertebral_foramen"]
     sb[mine] = region[mine]
-    lab_blk[sel] = lab
-    sub_blk[sel] = sb
+    lab_blk[idx] = lab
+    sub_blk[idx] = sb
     labels[sl] = lab_blk
     sub[sl] = sub_blk
     # truth of the trabecular compartment as drawn (noise-free, before blur)
