@@ -52,24 +52,42 @@ def cohort_spec(i: int):
                        seed=i, hu_gain=gain, hu_offset=offset)
 
 
-def run_one(i: int) -> dict:
+CACHE: str | None = None
+
+
+def _load_or_make(i: int):
+    """(ct, labels, truth) of phantom i; cached as NIfTI + truth.json under CACHE when set."""
+    from pathlib import Path
+
     from kyphosim.anatomy.phantom import make_phantom
+    from kyphosim.imaging.io import load_ct, load_labels
+
+    spec = cohort_spec(i)
+    d = Path(CACHE) / f"phantom_{i:03d}" if CACHE else None
+    if d is not None and (d / "truth.json").exists():
+        return spec, load_ct(d / "ct.nii.gz"), load_labels(d / "labels.nii.gz"), json.loads((d / "truth.json").read_text())
+    ph = make_phantom(spec)
+    if d is not None:
+        ph.save(d)
+    return spec, ph.ct, ph.labels, ph.truth
+
+
+def run_one(i: int) -> dict:
     from kyphosim.assess import assess_spine
     from kyphosim.assess.geometry import voxel_extent_along
 
-    spec = cohort_spec(i)
     t0 = time.perf_counter()
-    ph = make_phantom(spec)
+    spec, ct, labels, truth_js = _load_or_make(i)
     t1 = time.perf_counter()
-    res = assess_spine(ph.ct, ph.labels)
+    res = assess_spine(ct, labels)
     t2 = time.perf_counter()
-    truth = {lv["name"]: lv for lv in ph.truth["levels"]}
+    truth = {lv["name"]: lv for lv in truth_js["levels"]}
     rows = []
     for lv in res.levels:
         t = truth.get(lv.name)
         if t is None:
             continue
-        tol = max(0.5, 0.5 * voxel_extent_along(ph.labels.affine, np.asarray(t["si_axis"])))
+        tol = max(0.5, 0.5 * voxel_extent_along(labels.affine, np.asarray(t["si_axis"])))
         errs = []
         for key in ("height_anterior_mm", "height_middle_mm", "height_posterior_mm"):
             m = getattr(lv, key)
@@ -90,7 +108,7 @@ def run_one(i: int) -> dict:
             "flags": lv.flags,
         })
     return {"phantom": i, "make_s": t1 - t0, "assess_s": t2 - t1, "rows": rows,
-            "regional": [res.spine.regional_kyphosis_deg, ph.truth["spine"].get("regional_kyphosis_deg")]}
+            "regional": [res.spine.regional_kyphosis_deg, truth_js["spine"].get("regional_kyphosis_deg")]}
 
 
 def summarise(results: list[dict]) -> dict:
@@ -133,19 +151,42 @@ def summarise(results: list[dict]) -> dict:
     return out
 
 
+def _progress(r: dict) -> None:
+    import sys
+
+    ok = sum(x["heights_ok"] for x in r["rows"])
+    g = sum(x["grade"] == x["truth_grade"] for x in r["rows"])
+    print(f"phantom {r['phantom']}: heights {ok}/{len(r['rows'])} grade {g}/{len(r['rows'])} "
+          f"assess {r['assess_s']:.2f}s", file=sys.stderr, flush=True)
+
+
+def _set_cache(c):
+    global CACHE
+    CACHE = c
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--n", type=int, default=60)
     ap.add_argument("--start", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--out", default=None, help="write per-level rows and the summary as JSON")
+    ap.add_argument("--cache", default=None, help="folder to keep the generated phantoms between runs")
     a = ap.parse_args()
+    global CACHE
+    CACHE = a.cache
     idx = list(range(a.start, a.start + a.n))
     if a.jobs > 1:
-        with ProcessPoolExecutor(a.jobs) as ex:
-            results = list(ex.map(run_one, idx))
+        with ProcessPoolExecutor(a.jobs, initializer=_set_cache, initargs=(a.cache,)) as ex:
+            results = []
+            for r in ex.map(run_one, idx):
+                results.append(r)
+                _progress(r)
     else:
-        results = [run_one(i) for i in idx]
+        results = []
+        for i in idx:
+            results.append(run_one(i))
+            _progress(results[-1])
     summ = summarise(results)
     print(json.dumps(summ, indent=2))
     bad = [r for res in results for r in res["rows"]

@@ -10,7 +10,7 @@ from scipy import ndimage
 from kyphosim.assess import density as dens
 from kyphosim.assess.genant import grade_spine
 from kyphosim.assess.geometry import BodyGeometry, prepare_subregions, vertebral_body_geometry
-from kyphosim.assess.kyphosis import local_kyphosis_deg, regional_kyphosis_deg, sagittal_axes
+from kyphosim.assess.kyphosis import local_kyphosis_deg, regional_kyphosis_deg, regional_levels, sagittal_axes
 from kyphosim.assess.model import DensityCalibration, LevelAssessment, SpineAssessment, SpineSummary
 from kyphosim.assess.morphometry import measure_morphometry
 from kyphosim.assess.posterior_wall import posterior_wall_bulge_mm
@@ -265,7 +265,7 @@ def assess_spine_detailed(ct: Optional[Volume], labels: Volume, *, subregions: O
         osteoporosis_thresholds_hu=dict(thresholds), vbmd_mean_mg_cm3=_round(vb_mean, 1),
         vbmd_category=dens.vbmd_category(vb_mean), density_calibration=cal_model,
         regional_kyphosis_deg=_round(regional),
-        regional_levels=f"{ok_geos[0].name}-{ok_geos[-1].name}" if len(ok_geos) >= 2 else None,
+        regional_levels=regional_levels(ok_geos) if regional is not None else None,
         fractured_levels=[lv.name for lv in out_levels if (lv.genant_grade or 0) >= 1],
         missing_levels=[vertebra_name(i) for i in miss], flags=spine_flags,
     )

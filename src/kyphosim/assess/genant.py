@@ -53,6 +53,8 @@ GRADE_THRESHOLDS_PCT = (20.0, 25.0, 40.0)
 #: the posterior height must fall this far below its neighbour-based expectation to call a crush
 #: (well beyond the ~5–8 % level-to-level variation of normal posterior heights)
 CRUSH_MIN_POSTERIOR_LOSS = 0.15
+#: own posterior height above the neighbour-based expectation by more than this is capped as reference
+HP_OUTLIER = 0.08
 #: a neighbour counts as a normal reference when its own-shape deficit is below this fraction
 REFERENCE_MAX_DEFICIT = 0.15
 
@@ -156,6 +158,11 @@ def grade_spine(levels: list[tuple[int, tuple[float | None, float | None, float 
             flags.append("no_normal_neighbour")
         crush = dp is not None and dp >= CRUSH_MIN_POSTERIOR_LOSS
         expected = hp_exp if crush else p
+        if not crush and hp_exp is not None and p > hp_exp * (1.0 + HP_OUTLIER):
+            # an own posterior height well above its neighbours' (posterior osteophyte, mask overshoot)
+            # is not a valid normal reference: cap it
+            expected = hp_exp * (1.0 + HP_OUTLIER)
+            flags.append("posterior_height_above_neighbours")
         hmin, where = min((a, 0.10), (m, 0.50), (p, 0.90))
         pm = (profile_min or {}).get(lid, (None, None))
         if pm[0] is not None and pm[0] < hmin:

@@ -368,6 +368,9 @@ class BodyGeometry:
             hp_ = tp - tm
             okc = np.isfinite(hp_).sum(axis=0) >= max(3, n_lr // 2)
             prof = np.where(okc, np.nanmedian(np.where(np.isfinite(hp_), hp_, np.nan), axis=0), np.nan)
+            # 3-point running mean (±5 % of D): one noisy column position does not make a depression
+            padp = np.concatenate([prof[:1], prof, prof[-1:]])
+            prof = (padp[:-2] + padp[1:-1] + padp[2:]) / 3.0
         return BodyHeights(vals[0], vals[1], vals[2], tuple(aps), tuple(spreads), cols, sups, infs,
                            wedge_angle_deg=self.wedge_angle_deg(), profile_fractions=pf, profile_mm=prof)
 
@@ -609,7 +612,8 @@ def vertebral_body_geometry(labels: Volume, label: int, subregions: Volume | np.
     source = "geometric"
     body_vox = None
     if sub is not None:
-        body_vox = vert & (sub[sl] == SUBREGION_IDS["vertebral_body"])
+        # the basivertebral foramen/vein lies inside the body's outline: it belongs to the body
+        body_vox = vert & np.isin(sub[sl], (SUBREGION_IDS["vertebral_body"], SUBREGION_IDS["basivertebral_foramen"]))
         if body_vox.sum() >= 0.05 * vert.sum():
             source = "subregions"
         else:

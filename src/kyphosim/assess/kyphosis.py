@@ -16,7 +16,7 @@ import numpy as np
 from kyphosim.assess.geometry import BodyGeometry
 
 __all__ = ["sagittal_axes", "endplate_angle_deg", "angle_between_deg", "local_kyphosis_deg",
-           "regional_kyphosis_deg"]
+           "regional_kyphosis_deg", "regional_levels"]
 
 
 def sagittal_axes(geos: list[BodyGeometry]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -57,6 +57,17 @@ def local_kyphosis_deg(above: BodyGeometry | None, below: BodyGeometry | None, a
 
 def regional_kyphosis_deg(geos: list[BodyGeometry], axes) -> float | None:
     """Cobb angle between the cranial-most superior and caudal-most inferior endplate (deg)."""
-    if len(geos) < 2:
+    top = [g for g in geos if _normal(g, "superior") is not None]
+    bot = [g for g in geos if _normal(g, "inferior") is not None]
+    if not top or not bot or geos.index(top[0]) >= geos.index(bot[-1]):
         return None
-    return local_kyphosis_deg(geos[0], geos[-1], axes)
+    return local_kyphosis_deg(top[0], bot[-1], axes)
+
+
+def regional_levels(geos: list[BodyGeometry]) -> str | None:
+    """'T12-L5': the levels whose endplates the regional angle uses."""
+    top = [g for g in geos if _normal(g, "superior") is not None]
+    bot = [g for g in geos if _normal(g, "inferior") is not None]
+    if not top or not bot or geos.index(top[0]) >= geos.index(bot[-1]):
+        return None
+    return f"{top[0].name}-{bot[-1].name}"
