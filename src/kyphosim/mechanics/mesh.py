@@ -138,27 +138,36 @@ def build_mesh(modulus_mpa: np.ndarray, material: np.ndarray, spacing, *, keep_l
     return VoxelMesh(shape, np.asarray(spacing, float).reshape(3), elem_ijk, E, mat, conn, node_ijk, node_elems)
 
 
-def body_footprint(bone: np.ndarray, *, min_height_fraction: float = 0.5) -> np.ndarray:
+def body_footprint(bone: np.ndarray, spacing=(1.0, 1.0, 1.0), *, min_height_fraction: float = 0.3,
+                   opening_fraction: float = 0.6) -> np.ndarray:
     """2-D footprint (I, J) of the vertebral body seen along the loading axis k.
 
-    Without a body label, the body is taken as the largest connected group of tall columns: columns
-    holding at least ``min_height_fraction`` of the tallest column's bone voxels (the body is the
-    tallest part of a vertebra along its axis; the arch, pedicles and processes are thinner).
+    Without a body label the body is found as the largest round part of the axial projection: among
+    the columns holding at least ``min_height_fraction`` of the tallest column's bone, the deepest point
+    (largest inscribed circle, radius R) lies in the body; a morphological opening with a disc of radius
+    ``opening_fraction``·R removes the pedicles, arch and processes (all much narrower than the body),
+    and the component holding that point is the footprint.
     """
+    sp = np.asarray(spacing, float)[:2]
     height = bone.sum(axis=2)
     if height.max() == 0:
         raise InputError("no bone voxels to place end caps on")
-    tall = height >= min_height_fraction * height.max()
-    lab, n = ndimage.label(tall)
-    if n > 1:
-        counts = np.bincount(lab.ravel())
-        counts[0] = 0
-        tall = lab == int(np.argmax(counts))
-    return ndimage.binary_fill_holes(tall)
+    tall = height >= max(1, min_height_fraction * height.max())
+    tall = ndimage.binary_fill_holes(tall)
+    dist = ndimage.distance_transform_edt(np.pad(tall, 1), sampling=sp)[1:-1, 1:-1]
+    centre = np.unravel_index(int(np.argmax(dist)), dist.shape)
+    r = opening_fraction * float(dist.max())
+    eroded = dist >= r
+    opened = ndimage.distance_transform_edt(~eroded, sampling=sp) <= r
+    opened &= tall
+    lab, n = ndimage.label(opened)
+    if n == 0 or lab[centre] == 0:
+        return tall
+    return ndimage.binary_fill_holes(lab == lab[centre])
 
 
 def auto_caps(bone: np.ndarray, *, thickness_vox: int = 3, body: np.ndarray | None = None,
-              ) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+              spacing=(1.0, 1.0, 1.0)) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     """Flat PMMA end caps on the inferior and superior endplates (loading axis = array axis k, +k superior).
 
     Over the body footprint each column is filled from the endplate up (down) to a flat plane
@@ -184,7 +193,7 @@ def auto_caps(bone: np.ndarray, *, thickness_vox: int = 3, body: np.ndarray | No
         foot = np.asarray(body, bool).any(axis=2)
         body_vox = np.asarray(body, bool) & bone
     else:
-        foot = body_footprint(bone)
+        foot = body_footprint(bone, spacing)
         body_vox = bone & foot[:, :, None]
     if not body_vox.any():
         raise InputError("the vertebral body footprint holds no bone")
@@ -201,8 +210,8 @@ def auto_caps(bone: np.ndarray, *, thickness_vox: int = 3, body: np.ndarray | No
     superior = np.zeros_like(bone)
     inferior = np.zeros_like(bone)
     # fill from above the endplate (top surface of the body column) to the flat plane
-    top_c = np.where(cols, top, k_top)
-    bot_c = np.where(cols, bot, k_bot)
+    top_c = np.where(cols, top, k_top - int(thickness_vox))
+    bot_c = np.where(cols, bot, k_bot + int(thickness_vox))
     superior |= (kk > top_c[:, :, None]) & (kk <= k_top) & foot[:, :, None]
     inferior |= (kk < bot_c[:, :, None]) & (kk >= k_bot) & foot[:, :, None]
     superior &= ~bone

@@ -32,7 +32,7 @@ from kyphosim.mechanics.materials import (MATERIAL_CODES, NEGLIGIBLE_MODULUS_MPA
 from kyphosim.mechanics.mesh import VoxelMesh, auto_caps, build_mesh
 
 __all__ = ["SCHEMA", "COMPARISON_SCHEMA", "StrengthResult", "ModelFields", "AugmentationComparison",
-           "compute_strength", "compare_augmentation", "prepare_model", "ModelInput"]
+           "compute_strength", "compare_augmentation", "prepare_model", "ModelInput", "analyse_model"]
 
 SCHEMA = "kyphosim.strength/1"
 COMPARISON_SCHEMA = "kyphosim.strength-comparison/1"
@@ -282,7 +282,8 @@ def prepare_model(image: Volume, labels: Volume, *, level: str | int | None = No
     cap_mode = "labels"
     if not np.any(codes == MATERIAL_CODES["cap_inferior"]):
         thick = max(1, int(round(cap_thickness_mm / spacing[2])))
-        inf_m, sup_m, planes = auto_caps(codes == MATERIAL_CODES["bone"], thickness_vox=thick, body=bod_c)
+        inf_m, sup_m, planes = auto_caps(codes == MATERIAL_CODES["bone"], thickness_vox=thick, body=bod_c,
+                                           spacing=spacing)
         codes[inf_m] = MATERIAL_CODES["cap_inferior"]
         codes[sup_m] = MATERIAL_CODES["cap_superior"]
         cap_mode = f"auto ({thick} voxels = {thick * spacing[2]:.2g} mm beyond the endplates)"
@@ -343,10 +344,18 @@ def _rigid_body_constraints(mesh: VoxelMesh, nodes: np.ndarray) -> tuple[np.ndar
     return dofs, [f"node {int(a)}: u_i = u_j = 0", f"node {int(b)}: u_{'ij'[comp]} = 0"]
 
 
-def _run(model: ModelInput, *, state: str, displacement_mm: float, poisson_ratio: float,
-         solver: str, tol: float, criterion: FailureCriterion, keep_fields: bool,
-         progress: Progress | None, law_name: str, cap_modulus_mpa: float, cement_modulus_mpa: float,
-         t_start: float) -> StrengthResult:
+def analyse_model(model: ModelInput, *, state: str = "as_imaged", displacement_mm: float = 0.2,
+                  poisson_ratio: float = POISSON_RATIO, solver: str = "gmg", tol: float = 1e-6,
+                  criterion: FailureCriterion = FailureCriterion(), keep_fields: bool = True,
+                  progress: Progress | None = None, law_name: str = "kopperdahl",
+                  cap_modulus_mpa: float = PMMA_MODULUS_MPA, cement_modulus_mpa: float = PMMA_MODULUS_MPA,
+                  t_start: float | None = None) -> StrengthResult:
+    """Mesh, constrain, solve and post-process a prepared :class:`ModelInput` (see :func:`compute_strength`).
+
+    The model needs both cap materials (codes ``cap_inferior`` and ``cap_superior``); the top face of the
+    superior cap moves by ``−displacement_mm`` along k, the bottom face of the inferior cap is fixed along k.
+    """
+    t_start = time.perf_counter() if t_start is None else t_start
     say = progress or (lambda msg: None)
     say(f"{state}: meshing")
     mesh = build_mesh(model.modulus_mpa, model.material, model.grid.spacing)
@@ -447,7 +456,7 @@ def compute_strength(image: Volume, labels: Volume, *, level: str | int | None =
                           calibration=calibration, law=law, cement=cement, cap_modulus_mpa=cap_modulus_mpa,
                           cement_modulus_mpa=cement_modulus_mpa, cap_thickness_mm=cap_thickness_mm,
                           resample_mm=resample_mm, body=body)
-    return _run(model, state=state, displacement_mm=displacement_mm, poisson_ratio=poisson_ratio, solver=solver,
+    return analyse_model(model, state=state, displacement_mm=displacement_mm, poisson_ratio=poisson_ratio, solver=solver,
                 tol=tol, criterion=criterion, keep_fields=keep_fields, progress=progress, law_name=law,
                 cap_modulus_mpa=cap_modulus_mpa, cement_modulus_mpa=cement_modulus_mpa, t_start=t0)
 
