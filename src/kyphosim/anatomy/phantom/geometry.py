@@ -139,35 +139,39 @@ class VertebraShape:
         p = SUPERELLIPSE_P
         return ((np.abs(x) / self.a) ** p + (np.abs(y - self.yc) / self.b) ** p) ** (1.0 / p)
 
-    def deform_sup(self, x, y):
+    def deform_sup(self, x, y, rho=None):
         """Depression of the superior endplate by the fracture, mm (≥ 0)."""
         if self.fracture is None or self.amp <= 0:
             return np.zeros(np.broadcast(x, y).shape)
         t = self.fracture.type
         if t == "wedge":
             return self.amp * self._u(y) ** 1.15
-        rho = np.clip(self.rho_ep(x, y), 0, 1)
+        rho = np.clip(self.rho_ep(x, y) if rho is None else rho, 0, 1)
         if t == "biconcave":
             return self.amp * (1 - rho ** 2) ** 2
         return self.amp * (0.85 + 0.15 * self._u(y)) + 0.1 * self.amp * (1 - rho ** 2)   # crush
 
-    def deform_inf(self, x, y):
+    def deform_inf(self, x, y, rho=None):
         """Elevation of the inferior endplate by the fracture, mm (≥ 0)."""
         if self.fracture is None or self.amp <= 0 or self.fracture.type != "biconcave":
             return np.zeros(np.broadcast(x, y).shape)
-        rho = np.clip(self.rho_ep(x, y), 0, 1)
+        rho = np.clip(self.rho_ep(x, y) if rho is None else rho, 0, 1)
         return 0.6 * self.amp * (1 - rho ** 2) ** 2
+
+    def surfaces(self, x, y) -> tuple[np.ndarray, np.ndarray]:
+        """Superior and inferior bony endplate surfaces z(x, y), mm."""
+        rho = self.rho_ep(x, y)
+        h = self.hp + (self.ha - self.hp) * self._u(y)
+        bowl = self.kappa * np.clip(1 - rho ** 2, 0, 1)
+        return (h / 2 - bowl - self.deform_sup(x, y, rho), -h / 2 + bowl + self.deform_inf(x, y, rho))
 
     def z_sup(self, x, y):
         """Superior bony endplate surface z(x, y), mm."""
-        h = self.hp + (self.ha - self.hp) * self._u(y)
-        bowl = self.kappa * np.clip(1 - self.rho_ep(x, y) ** 2, 0, 1)
-        return h / 2 - bowl - self.deform_sup(x, y)
+        return self.surfaces(x, y)[0]
 
     def z_inf(self, x, y):
-        h = self.hp + (self.ha - self.hp) * self._u(y)
-        bowl = self.kappa * np.clip(1 - self.rho_ep(x, y) ** 2, 0, 1)
-        return -h / 2 + bowl + self.deform_inf(x, y)
+        """Inferior bony endplate surface z(x, y), mm."""
+        return self.surfaces(x, y)[1]
 
     def retro_shift(self, x, z):
         """Backward displacement of the posterior wall by retropulsion, mm (≥ 0)."""
@@ -197,8 +201,9 @@ class VertebraShape:
         rho = np.hypot(xs, ys)
         rb = np.where(r > 1e-6, rho / np.maximum(r, 1e-6), min(self.a, self.b))
         d_lat = (r - 1.0) * rb * s
-        d_sup = z - self.z_sup(x, y)
-        d_inf = self.z_inf(x, y) - z
+        zs, zi = self.surfaces(x, y)
+        d_sup = z - zs
+        d_inf = zi - z
         d_post = self.y_post(x, z) - y
         return np.maximum.reduce([d_lat + shell, d_sup + endplate, d_inf + endplate, d_post + shell])
 

@@ -33,33 +33,55 @@ def genant_grade(loss_pct: float) -> int:
 
 
 def ray_extent(sdf, origins: np.ndarray, direction: np.ndarray, smin: float, smax: float,
-               step: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
+               step: float = 0.02, coarse: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
     """First entry and last exit parameter (mm) of rays ``origins + s·direction`` through ``sdf ≤ 0``.
 
-    Returns NaN for rays that miss. Boundaries are refined by linear interpolation of the sdf.
+    Rays are sampled every ``coarse`` mm, then the two crossings are re-sampled every ``step`` mm and
+    refined by linear interpolation of the sdf. Returns NaN for rays that miss.
     """
-    s = np.arange(smin, smax + step / 2, step)
+    direction = np.asarray(direction, float)
+    s = np.arange(smin, smax + coarse / 2, coarse)
     m = len(origins)
     pts = origins[:, None, :] + s[None, :, None] * direction[None, None, :]
-    v = sdf(pts.reshape(-1, 3)).reshape(m, len(s))
-    inside = v <= 0
+    inside = (sdf(pts.reshape(-1, 3)) <= 0).reshape(m, len(s))
     first = np.full(m, np.nan)
     last = np.full(m, np.nan)
+    fine = np.arange(0.0, coarse + step / 2, step)
+    brackets, owners = [], []
     for r in range(m):
         idx = np.flatnonzero(inside[r])
         if idx.size == 0:
             continue
         i0, i1 = idx[0], idx[-1]
-        if i0 > 0:
-            a, b = v[r, i0 - 1], v[r, i0]
-            first[r] = s[i0 - 1] + step * a / (a - b) if a != b else s[i0]
+        brackets.append(s[max(i0 - 1, 0)])
+        brackets.append(s[min(i1, len(s) - 2)])
+        owners.append(r)
+    if not owners:
+        return first, last
+    starts = np.asarray(brackets)
+    seg = starts[:, None] + fine[None, :]
+    o = np.repeat(origins[owners], 2, axis=0)
+    p2 = o[:, None, :] + seg[:, :, None] * direction[None, None, :]
+    v = sdf(p2.reshape(-1, 3)).reshape(seg.shape)
+    for k, r in enumerate(owners):
+        va, sa = v[2 * k], seg[2 * k]
+        j = np.flatnonzero(va <= 0)
+        if j.size == 0:
+            first[r] = sa[-1]
+        elif j[0] == 0:
+            first[r] = sa[0]
         else:
-            first[r] = s[0]
-        if i1 < len(s) - 1:
-            a, b = v[r, i1], v[r, i1 + 1]
-            last[r] = s[i1] + step * a / (a - b) if a != b else s[i1]
+            a, b = va[j[0] - 1], va[j[0]]
+            first[r] = sa[j[0] - 1] + step * a / (a - b) if a != b else sa[j[0]]
+        vb, sb = v[2 * k + 1], seg[2 * k + 1]
+        j = np.flatnonzero(vb <= 0)
+        if j.size == 0:
+            last[r] = sb[0]
+        elif j[-1] == len(sb) - 1:
+            last[r] = sb[-1]
         else:
-            last[r] = s[-1]
+            a, b = vb[j[-1]], vb[j[-1] + 1]
+            last[r] = sb[j[-1]] + step * a / (a - b) if a != b else sb[j[-1]]
     return first, last
 
 
