@@ -142,7 +142,8 @@ def assess_spine_detailed(ct: Optional[Volume], labels: Volume, *, subregions: O
                 for lid in geos}
     grade_in = [(lid, morph[lid].heights if lid in morph else (None, None, None)) for lid in ids]
     pmins = {lid: (morph[lid].profile_min_mm, morph[lid].profile_min_fraction) for lid in morph}
-    grades = grade_spine(grade_in, reliable=reliable, profile_min=pmins)
+    grades = grade_spine(grade_in, reliable=reliable, profile_min=pmins,
+                         uncertainty_mm={lid: morph[lid].uncertainty_mm for lid in morph})
 
     # ------------------------------------------------------------------ kyphosis
     ok_geos = [geos[lid] for lid in ids if lid in geos]

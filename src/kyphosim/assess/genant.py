@@ -53,6 +53,8 @@ GRADE_THRESHOLDS_PCT = (20.0, 25.0, 40.0)
 #: the posterior height must fall this far below its neighbour-based expectation to call a crush
 #: (well beyond the ~5–8 % level-to-level variation of normal posterior heights)
 CRUSH_MIN_POSTERIOR_LOSS = 0.15
+#: height resolution (mm, half the voxel along SI) from which mild (grade 1) calls need a margin
+COARSE_UNCERTAINTY_MM = 1.25
 #: own posterior height above the neighbour-based expectation by more than this is capped as reference
 HP_OUTLIER = 0.08
 #: a neighbour counts as a normal reference when its own-shape deficit is below this fraction
@@ -108,6 +110,7 @@ def _own_deficits(h: tuple, name: str) -> tuple[float | None, float | None]:
 
 def grade_spine(levels: list[tuple[int, tuple[float | None, float | None, float | None]]], *,
                 reliable: dict[int, bool] | None = None,
+                uncertainty_mm: dict[int, float] | None = None,
                 profile_min: dict[int, tuple[float | None, float | None]] | None = None) -> dict[int, GenantResult]:
     """Grade every level of a spine.
 
@@ -169,6 +172,12 @@ def grade_spine(levels: list[tuple[int, tuple[float | None, float | None, float 
             hmin, where = pm
         loss = max(0.0, 100.0 * (1.0 - hmin / expected))
         grade = genant_grade_from_loss(loss)
+        unc = (uncertainty_mm or {}).get(lid, 0.0)
+        if grade == 1 and unc >= COARSE_UNCERTAINTY_MM:
+            # coarse scan: a mild deformity within the height resolution is not called a fracture
+            if loss < GRADE_THRESHOLDS_PCT[0] + 100.0 * unc / expected:
+                grade = 0
+                flags.append("possible_mild_deformity_below_resolution")
         if grade == 0:
             gtype = "normal"
         elif crush:

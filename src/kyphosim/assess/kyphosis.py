@@ -41,6 +41,8 @@ def angle_between_deg(upper_normal: np.ndarray, lower_normal: np.ndarray, axes) 
 
 
 def _normal(g: BodyGeometry, which: str) -> np.ndarray | None:
+    if "cut_by_fov" in g.flags:      # an endplate at the edge of the scan may be the scan's edge
+        return None
     ep = g.endplate(which, rim_only=True)
     return None if ep is None else ep.normal
 
