@@ -30,7 +30,7 @@ from kyphosim.assess.geometry import BodyFrame, BodyGeometry, prepare_subregions
 from kyphosim.imaging.labels import SUBREGION_IDS
 from kyphosim.imaging.volume import Volume, apply_affine
 
-__all__ = ["VertebraRaster", "PedicleAnalysis", "rasterize_vertebra", "analyse_pedicle", "SIDES",
+__all__ = ["VertebraRaster", "PedicleAnalysis", "rasterize_vertebra", "analyse_pedicle", "SIDES", "pedicle_segment_ap",
            "RASTER_MM", "AXIS_FIT_HALF_MM"]
 
 #: Resolution of the local working raster, mm.
@@ -577,6 +577,13 @@ def _midline_axis(zone: np.ndarray, raster: VertebraRaster, sgn: int, ap_lo: flo
     return p, d, ap_is
 
 
+def pedicle_segment_ap(raster: VertebraRaster) -> tuple[float, float]:
+    """Local AP range (mm) of the pedicle proper: the anterior 60 % of the canal's AP span up to the
+    body's posterior wall (+1 mm). The posterior 40 % holds the lamina/facet junction."""
+    ap0, ap1 = raster.canal_ap_range
+    return ap0 + 0.4 * (ap1 - ap0), max(ap1, raster.body.posterior_ap_mm) + 1.0
+
+
 def analyse_pedicle(raster: VertebraRaster, side: str) -> PedicleAnalysis:
     """Find the axis, isthmus and entry point of one pedicle (see module docstring)."""
     sgn = SIDES[side]
@@ -588,10 +595,7 @@ def analyse_pedicle(raster: VertebraRaster, side: str) -> PedicleAnalysis:
     idx = np.argwhere(zone)
     ap0, ap1 = raster.canal_ap_range
     post = raster.body.posterior_ap_mm
-    if source == "subregions":
-        ap_lo, ap_hi = float(ga[idx[:, 1].min()]), float(ga[idx[:, 1].max()])
-    else:
-        ap_lo, ap_hi = ap0, max(ap1, post) + 1.0
+    ap_lo, ap_hi = pedicle_segment_ap(raster)
     if ap_hi - ap_lo < 3.0:
         return PedicleAnalysis(side, False, reason=f"{side} pedicle too short to define an axis", source=source)
     ap_mid = 0.5 * (ap_lo + ap_hi)

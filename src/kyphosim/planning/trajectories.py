@@ -14,9 +14,10 @@ cannula of outer radius r (gauge table in :mod:`kyphosim.planning.instruments`).
 
 Margins reported per trajectory:
 ``clearance_canal_mm`` = min over the whole trajectory of (distance from the axis to the canal
-surface − r); ``clearance_cortex_mm`` = min over the pedicle segment (the part of the line within
-the canal's antero-posterior span, i.e. lateral to the canal) of (distance from the axis to the
-outer bone surface − r). A trajectory is accepted when clearance_canal ≥ 1.0 mm and
+surface − r); ``clearance_cortex_mm`` = min over the pedicle segment (the part of the line whose
+local ap lies in the pedicle proper: the anterior 60 % of the canal's antero-posterior span up to the
+body's posterior wall, the same segment that defines the pedicle axis) of (distance from the axis to
+the outer bone surface − r). A trajectory is accepted when clearance_canal ≥ 1.0 mm and
 clearance_cortex ≥ 0.5 mm (``MIN_CLEARANCE_*``).
 """
 
@@ -27,7 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kyphosim.planning.instruments import cannula_outer_diameter_mm
-from kyphosim.planning.pedicle import SIDES, PedicleAnalysis, VertebraRaster, axis_angles, find_entry
+from kyphosim.planning.pedicle import (SIDES, PedicleAnalysis, VertebraRaster, axis_angles, find_entry,
+                                       pedicle_segment_ap)
 
 __all__ = ["TrajectoryGeometry", "bipedicular_trajectory", "unipedicular_trajectory", "evaluate_line",
            "MIN_CLEARANCE_CANAL_MM", "MIN_CLEARANCE_CORTEX_MM", "TIP_FRACTION", "UNI_TIP_FRACTION"]
@@ -89,11 +91,11 @@ def evaluate_line(raster: VertebraRaster, entry: np.ndarray, tip: np.ndarray, ra
     t = np.linspace(0.0, 1.0, n)
     pts = entry[None, :] + t[:, None] * (tip - entry)[None, :]
     canal = float(np.min(raster.canal_distance(pts))) - radius
-    ap0, ap1 = raster.canal_ap_range
-    post = raster.body.posterior_ap_mm
-    seg = (pts[:, 1] >= ap0) & (pts[:, 1] <= max(ap1, post))
+    ap_lo, ap_hi = pedicle_segment_ap(raster)
+    # pedicle segment: the pedicle proper (as used for its axis), beyond the first 3 mm after the entry
+    seg = (pts[:, 1] >= ap_lo) & (pts[:, 1] <= ap_hi) & (t * L >= 3.0)
     if not seg.any():
-        seg = np.ones(n, bool)
+        seg = t * L >= 3.0
     cortex = float(np.min(raster.cortex_distance(pts[seg]))) - radius
     return canal, cortex
 
