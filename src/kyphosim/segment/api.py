@@ -99,15 +99,34 @@ def _axis_coordinates(shape: tuple[int, int, int], axis: Axis, w: float,
     return idx, dist
 
 
+def body_midline_x(hu: np.ndarray) -> float | None:
+    """Left-right middle (voxel index along x) of the soft-tissue body (HU > −300), canonical order.
+
+    None when the body fills the field of view across (a crop around the spine).
+    """
+    body = hu > -300.0
+    prof = body.mean(axis=(1, 2))
+    if prof.size == 0 or prof[0] > 0.3 or prof[-1] > 0.3:
+        return None
+    xs = np.nonzero(prof > 0.05)[0]
+    if xs.size == 0:
+        return None
+    return float(0.5 * (xs[0] + xs[-1]))
+
+
 def _analyse(ct: Volume) -> _Work:
     can = ct.as_canonical()
     w = working_spacing(can.spacing)
     work = can.resample(spacing=w) if not np.allclose(can.spacing, w, atol=1e-3) else can
     bm = extract_bone(work.data, w, cortical_hu=cortical_threshold(can.spacing))
-    axis = find_axis(bm.filled, w)
+    axis = find_axis(bm.filled, w, midline_x=body_midline_x(work.data))
     phi = axis_profile(bm.filled, axis, w)
-    cfrac = axis_profile(bm.cortical, axis, w)
-    segs, discs = split_axis(phi, axis.arc_mm, cfrac)
+    cfrac = axis_profile(bm.cortical, axis, w, probe_mm=12.0)
+    # mean HU of the plane normal to the axis, sampled on the full-resolution CT (thin thoracic discs
+    # are 3–5 mm: the working grid would blur them)
+    to_can = np.linalg.inv(can.affine) @ work.affine
+    hu_prof = axis_profile(can.data.astype(np.float32), axis, w, probe_mm=12.0, transform=to_can, order=1)
+    segs, discs = split_axis(phi, axis.arc_mm, cfrac, hu_prof)
     aidx, adist = _axis_coordinates(work.shape, axis, w, max_mm=70.0)
     return _Work(work, w, bm.filled, bm.cortical, bm.smoothed_hu, axis, segs, discs, aidx, adist)
 

@@ -67,9 +67,19 @@ def _dp_path(score: np.ndarray, step_mm: float, dz_mm: float, slope_cost_mm: flo
     return path
 
 
-def find_axis(filled: np.ndarray, spacing_mm: float, *, coarse_mm: float = 3.0, cap_mm: float = 20.0, disc_mm: float = 24.0,
-              slope_cost_mm: float = 8.0, sigma_mm: float = 12.0) -> Axis:
+def find_axis(filled: np.ndarray, spacing_mm: float, *, coarse_mm: float = 3.0, cap_mm: float = 16.0,
+              slab_mm: float = 6.0, slope_cost: float = 0.3, sigma_mm: float = 10.0,
+              midline_x: float | None = None, midline_tol_mm: float = 30.0) -> Axis:
     """Curved axis through the vertebral bodies of a filled bone mask (canonical, isotropic grid).
+
+    The score of a point of an axial slice is its in-slice distance to the edge of the solid bone,
+    capped at ``cap_mm`` (the inscribed radius of a vertebral body is 12–20 mm; that of the arch,
+    pedicles and processes < 8 mm, so the path runs through the bodies; the cap keeps a femoral head
+    or the iliac bones from outweighing the column). Slices are grouped in slabs of ``slab_mm`` (the
+    score of a slab is the sum of its slices' scores, in mm²) and the dynamic programme chooses one
+    (x, y) per slab on a ``coarse_mm`` grid; moving by Δ (mm) between slabs dz apart costs
+    ``slope_cost · cap_mm · (Δ/dz)² · dz`` (mm²: a unit slope costs ``slope_cost`` of a fully scoring slice). The path through the slab centres is
+    interpolated to every slice and smoothed (Gaussian, σ = ``sigma_mm`` along z).
 
     Parameters
     ----------
@@ -80,41 +90,53 @@ def find_axis(filled: np.ndarray, spacing_mm: float, *, coarse_mm: float = 3.0, 
     coarse_mm : float
         Grid step (mm) of the dynamic programme in x and y.
     cap_mm : float
-        Score (mm) of a point whose neighbourhood is all solid bone.
-    disc_mm : float
-        Diameter (mm) of the neighbourhood (Gaussian, σ = disc_mm/4) whose solid-bone fraction φ
-        makes the score ``cap_mm · φ²``: a vertebral body (30–50 mm across) fills it, the arch and
-        canal do not.
-    slope_cost_mm : float
-        Penalty per mm of z for a unit slope of the path (a 45° slope costs as much as 8 mm of
-        inscribed radius; lordosis at L5/S1 reaches 30–40°).
+        Cap (mm) of the in-slice inscribed radius.
+    slab_mm : float
+        Thickness (mm) of the slabs of the dynamic programme along z.
+    slope_cost : float
+        Penalty of a unit slope per mm of z, as a fraction of the score of a fully scoring slice
+        (lordosis at L5/S1 and thoracic kyphosis tilt the column by up to 30–40°).
     sigma_mm : float
         Gaussian smoothing of the path along z (mm).
+    midline_x : float, optional
+        Left-right middle of the patient's body (voxel index along x). Scores farther than
+        ``midline_tol_mm`` from it are damped by ``exp(−(excess / 15 mm)²)``.
     """
     nx, ny, nz = filled.shape
-    # fraction of solid bone in a disc of radius ≈ disc_mm around each point of each axial slice
-    sig = disc_mm / 2.0 / spacing_mm
-    frac = ndi.gaussian_filter(filled.astype(np.float32), sigma=(sig, sig, 0))
-    dt = frac ** 2 * cap_mm
+    # in-slice distance to the edge of the solid bone (mm), capped
+    dt = ndi.distance_transform_edt(filled, sampling=(spacing_mm, spacing_mm, 1e6)).astype(np.float32)
+    dt = np.minimum(dt, cap_mm)
+    # a point is good when its whole neighbourhood is deep inside bone: light in-plane smoothing
+    dt = ndi.gaussian_filter(dt, sigma=(3.0 / spacing_mm, 3.0 / spacing_mm, 0))
+    if midline_x is not None:
+        # the column lies near the left-right middle of the body: the iliac bones (±50–100 mm) and
+        # femoral heads (±80–100 mm) lie far off it, a scoliotic column stays within a few cm
+        off = np.abs(np.arange(nx) - midline_x) * spacing_mm
+        wx = np.exp(-(np.maximum(off - midline_tol_mm, 0.0) / 15.0) ** 2).astype(np.float32)
+        dt *= wx[:, None, None]
     f = max(1, int(round(coarse_mm / spacing_mm)))
-    # coarse score: max over each f×f block
-    pad_x, pad_y = (-nx) % f, (-ny) % f
-    d = np.pad(dt, ((0, pad_x), (0, pad_y), (0, 0)))
-    d = d.reshape((nx + pad_x) // f, f, (ny + pad_y) // f, f, nz).max(axis=(1, 3))
-    score = np.moveaxis(d, 2, 0).astype(np.float64) * spacing_mm   # (k, a, b), mm per slice
+    kz = max(1, int(round(slab_mm / spacing_mm)))
+    pad_x, pad_y, pad_z = (-nx) % f, (-ny) % f, (-nz) % kz
+    d = np.pad(dt, ((0, pad_x), (0, pad_y), (0, pad_z)))
+    d = d.reshape((nx + pad_x) // f, f, (ny + pad_y) // f, f, (nz + pad_z) // kz, kz)
+    d = d.max(axis=(1, 3)).sum(axis=-1)
+    score = np.moveaxis(d, 2, 0).astype(np.float64) * spacing_mm   # (slab, a, b), mm²
     step = f * spacing_mm
-    window = max(1, int(np.ceil(1.5 * spacing_mm / step)))
-    path = _dp_path(score, step, spacing_mm, slope_cost_mm, window)
-    raw_score = score[np.arange(nz), path[:, 0], path[:, 1]] / spacing_mm
+    dz = kz * spacing_mm
+    window = max(1, int(np.ceil(1.2 * dz / step)))
+    path = _dp_path(score, step, dz, slope_cost * cap_mm, window)
+    raw_score = score[np.arange(score.shape[0]), path[:, 0], path[:, 1]] / dz
     xy = (path * f + (f - 1) / 2.0).astype(float)
-    xy[:, 0] = np.clip(xy[:, 0], 0, nx - 1)
-    xy[:, 1] = np.clip(xy[:, 1], 0, ny - 1)
+    zc = np.arange(score.shape[0]) * kz + (kz - 1) / 2.0
+    zz = np.arange(nz, dtype=float)
+    xs = np.interp(zz, zc, xy[:, 0])
+    ys = np.interp(zz, zc, xy[:, 1])
     sig = sigma_mm / spacing_mm
-    xs = ndi.gaussian_filter1d(xy[:, 0], sig, mode="nearest")
-    ys = ndi.gaussian_filter1d(xy[:, 1], sig, mode="nearest")
-    pts = np.stack([xs, ys, np.arange(nz, dtype=float)], axis=1)
+    xs = np.clip(ndi.gaussian_filter1d(xs, sig, mode="nearest"), 0, nx - 1)
+    ys = np.clip(ndi.gaussian_filter1d(ys, sig, mode="nearest"), 0, ny - 1)
+    pts = np.stack([xs, ys, zz], axis=1)
     tan = np.gradient(pts, axis=0)
     tan /= np.linalg.norm(tan, axis=1, keepdims=True)
     seg = np.linalg.norm(np.diff(pts, axis=0), axis=1) * spacing_mm
     arc = np.concatenate([[0.0], np.cumsum(seg)])
-    return Axis(points=pts, tangents=tan, arc_mm=arc, score_mm=raw_score)
+    return Axis(points=pts, tangents=tan, arc_mm=arc, score_mm=np.interp(zz, zc, raw_score))

@@ -40,9 +40,14 @@ def _plane_basis(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return u, v
 
 
-def axis_profile(filled: np.ndarray, axis: Axis, spacing_mm: float, probe_mm: float = 10.0,
-                 offset_mm: np.ndarray | None = None) -> np.ndarray:
-    """φ(s): solid-bone fraction of a disc of radius ``probe_mm`` normal to the axis at each sample."""
+def axis_profile(volume: np.ndarray, axis: Axis, spacing_mm: float, probe_mm: float = 10.0,
+                 transform: np.ndarray | None = None, order: int = 0) -> np.ndarray:
+    """Mean of ``volume`` over a disc of radius ``probe_mm`` normal to the axis at each sample.
+
+    For a boolean mask this is φ(s), the solid-bone fraction. ``transform`` (4×4) maps working-grid
+    voxel coordinates (those of ``axis``) to the voxel coordinates of ``volume`` when it lies on
+    another grid (e.g. the full-resolution CT); ``order`` is the interpolation order.
+    """
     r = np.arange(0.0, probe_mm + 1e-6, max(1.0, spacing_mm)) / spacing_mm
     pts = []
     for rr in r:
@@ -50,43 +55,53 @@ def axis_profile(filled: np.ndarray, axis: Axis, spacing_mm: float, probe_mm: fl
         ang = np.arange(n) * 2 * np.pi / n
         pts.extend([(rr * np.cos(a), rr * np.sin(a)) for a in ang])
     pts = np.asarray(pts)
+    data = volume.astype(np.float32) if volume.dtype == bool else volume
+    shape = np.asarray(volume.shape)
     out = np.zeros(len(axis.points))
-    inside = np.zeros(len(axis.points))
     for i, (p, t) in enumerate(zip(axis.points, axis.tangents)):
         u, v = _plane_basis(t)
         q = p[None, :] + pts[:, :1] * u[None, :] + pts[:, 1:] * v[None, :]
-        valid = np.all((q >= 0) & (q <= np.asarray(filled.shape) - 1), axis=1)
-        inside[i] = valid.mean()
+        if transform is not None:
+            q = q @ transform[:3, :3].T + transform[:3, 3]
+        valid = np.all((q >= 0) & (q <= shape - 1), axis=1)
         if valid.any():
-            out[i] = ndi.map_coordinates(filled.astype(np.float32) if filled.dtype == bool else filled, q[valid].T, order=0, mode="nearest").mean()
+            out[i] = ndi.map_coordinates(data, q[valid].T, order=order, mode="nearest").mean()
     return out
 
 
-def disc_score(phi: np.ndarray, cort: np.ndarray, ds_mm: float, *, band_mm: float = 6.0,
-               flank_mm: tuple[float, float] = (8.0, 18.0)) -> np.ndarray:
-    """Disc evidence along the axis (dimensionless).
+def doublet(profile: np.ndarray, ds_mm: float, reach_mm: float = 8.0) -> np.ndarray:
+    """Dip between two peaks: ``D(s) = min(max_{s−r ≤ t < s} p(t), max_{s < t ≤ s+r} p(t)) − p(s)``, ≥ 0.
 
-    ``S(s) = [c̄(|u| ≤ band) − c̄(flank₀ ≤ |u| ≤ flank₁)] + (1 − φ(s))``: the two cortical endplates
-    around a disc make a band of high cortical fraction c between the fatty marrow of two bodies,
-    and the disc itself is not enclosed bone (φ low) unless partial volume or osteophytes close it.
+    An intervertebral disc seen along the axis is a thin (3–12 mm) low band between the two bright
+    endplates of its neighbours; the marrow inside a body is a broad low plateau (no peak within
+    ``reach_mm`` on both sides) and the endplate itself is a peak (D = 0).
     """
-    n = len(phi)
-    s = np.zeros(n)
-    b = max(1, int(round(band_mm / ds_mm)))
-    f0, f1 = (max(1, int(round(x / ds_mm))) for x in flank_mm)
-    cp = np.concatenate([[0.0], np.cumsum(cort)])
+    n = len(profile)
+    r = max(1, int(round(reach_mm / ds_mm)))
+    pad = np.concatenate([np.full(r, -np.inf), profile, np.full(r, -np.inf)])
+    win = np.lib.stride_tricks.sliding_window_view(pad, r)
+    left = win[:n].max(axis=1)           # p(s−r) … p(s−1)
+    right = win[r + 1:r + 1 + n].max(axis=1)   # p(s+1) … p(s+r)
+    d = np.minimum(left, right) - profile
+    d[~np.isfinite(d)] = 0.0
+    return np.maximum(d, 0.0)
 
-    def mean(a, z):
-        a, z = max(0, a), min(n, z)
-        return (cp[z] - cp[a]) / (z - a) if z > a else np.nan
 
-    for i in range(n):
-        band = mean(i - b, i + b + 1)
-        fl = [mean(i - f1, i - f0 + 1), mean(i + f0, i + f1 + 1)]
-        fl = [x for x in fl if np.isfinite(x)]
-        flank = float(np.mean(fl)) if fl else band
-        s[i] = (band - flank) + (1.0 - phi[i])
-    return s
+def disc_score(phi: np.ndarray, cort: np.ndarray, ds_mm: float, hu: np.ndarray | None = None, *,
+               reach_mm: float = 8.0, hu_scale: float = 150.0) -> np.ndarray:
+    """Disc evidence along the axis (dimensionless, ≈ 0 in a body, ≈ 1 at a clear disc).
+
+    ``S(s) = ½ [D_c(s) + min(D_HU(s) / hu_scale, 1.5)] + (1 − φ(s))``, D the :func:`doublet` of the
+    cortical fraction c(s) and of the mean HU of the plane normal to the axis: the two cortical
+    endplates around a disc make two bright peaks with a dip between them (100–300 HU deep), and
+    the disc itself is often not enclosed bone (φ low) unless partial volume or osteophytes close it.
+    """
+    dc = doublet(cort, ds_mm, reach_mm)
+    if hu is None:
+        dh = dc
+    else:
+        dh = np.minimum(doublet(hu, ds_mm, reach_mm) / hu_scale, 1.5)
+    return 0.5 * (dc + dh) + (1.0 - phi)
 
 
 def choose_discs(score: np.ndarray, arc_mm: np.ndarray, *, min_gap_mm: float = 18.0,
@@ -138,14 +153,16 @@ def choose_discs(score: np.ndarray, arc_mm: np.ndarray, *, min_gap_mm: float = 1
     return sorted(cand[k] for k in seq)
 
 
-def split_axis(profile: np.ndarray, arc_mm: np.ndarray, cortical: np.ndarray | None = None, *,
+def split_axis(profile: np.ndarray, arc_mm: np.ndarray, cortical: np.ndarray | None = None,
+               hu: np.ndarray | None = None, *,
                min_gap_mm: float = 18.0, min_prominence: float = 0.25, body_fraction: float = 0.5,
                min_height_mm: float = 6.0) -> tuple[list[Segment], np.ndarray]:
     """Vertebral bodies (axis segments) and disc positions (sample indices) from φ(s) and c(s)."""
     ds = float(np.median(np.diff(arc_mm))) if len(arc_mm) > 1 else 1.0
     phi = ndi.gaussian_filter1d(profile, 1.0 / ds, mode="nearest")
     cort = np.zeros_like(phi) if cortical is None else ndi.gaussian_filter1d(cortical, 1.0 / ds, mode="nearest")
-    score = disc_score(phi, cort, ds)
+    hu_s = None if hu is None else ndi.gaussian_filter1d(hu, 0.7 / ds, mode="nearest")
+    score = disc_score(phi, cort, ds, hu_s)
     discs = choose_discs(score, arc_mm, min_gap_mm=min_gap_mm)
     bounds = [0] + discs + [len(phi) - 1]
     segs: list[Segment] = []
