@@ -327,7 +327,7 @@ def build_model(ct: Volume, labels: Volume, level: int, *, resolution_mm: float 
     vc = labels.resample(like=tmpl).data == level
     if subregions is not None and np.any(subregions.data == 1):
         sc = subregions.resample(like=tmpl).data
-        body_c = vc & (sc == 1)
+        body_c = vc & ((sc == 1) | (sc == 6))
         if body_c.sum() < 50:
             body_c, _ = _body_from_vertebra(vc)
     else:
@@ -346,7 +346,7 @@ def build_model(ct: Volume, labels: Volume, level: int, *, resolution_mm: float 
     vert = lab == level
     sub = subregions.resample(like=tmpl).data if subregions is not None else None
     if sub is not None and np.count_nonzero(vert & (sub == 1)) > 100:
-        body = ndi.binary_fill_holes(vert & (sub == 1))
+        body = ndi.binary_fill_holes(vert & ((sub == 1) | (sub == 6)))
         canal = (sub == 5) & ~vert
         if not canal.any():
             _, canal = _body_from_vertebra(vert)
@@ -507,6 +507,13 @@ def _fracture(body, inner, tissue, rho, hu, h, side, fracture_age, p: SimParams,
     else:
         deficit = np.zeros(has.shape)
     footprint = rim & (deficit >= max(1.0, 1.0 / h))
+    if footprint.any():
+        # the fragment includes the rim columns around the depressed interior (the edge of the
+        # endplate moves with it); they take the deficit of the nearest interior column
+        _, (ni, nj) = ndi.distance_transform_edt(~footprint, return_indices=True)
+        grow = ndi.binary_dilation(footprint, iterations=max(1, int(round(2.0 / h)))) & has & ~footprint
+        deficit = np.where(grow, deficit[ni, nj], deficit)
+        footprint = footprint | grow
     if footprint.sum() < 10:
         footprint = np.zeros_like(rim)
         deficit = np.zeros(has.shape)
