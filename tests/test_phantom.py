@@ -117,6 +117,19 @@ def test_ct_tissues_and_density(small):
     assert all(70 < v < 90 for v in intact)
 
 
+def test_thoracic_ribs_are_bone_without_vertebra_label(small):
+    """T12 carries (short, floating) ribs: bright bone lateral to the spine, labelled 0 and kept
+    off the vertebra (no rib voxel touches a labelled voxel)."""
+    from scipy import ndimage
+    ct, lab = small.ct.as_canonical(), small.labels.as_canonical()
+    xyz_x = ct.voxel_to_world(np.stack([np.arange(ct.shape[0]), np.zeros(ct.shape[0]), np.zeros(ct.shape[0])], 1))[:, 0]
+    lateral = np.abs(xyz_x)[:, None, None] > 45.0
+    rib = (ct.data > 350) & (lab.data == 0) & lateral
+    assert rib.sum() > 50
+    grown = ndimage.binary_dilation(lab.data > 0)
+    assert not np.any(grown & rib)
+
+
 def _ball_mean(ct, roi):
     c, r = np.asarray(roi["center_mm"]), roi["radius_mm"]
     g = np.mgrid[-r:r:0.75, -r:r:0.75, -r:r:0.75].reshape(3, -1).T

@@ -378,6 +378,41 @@ class VertebraShape:
         z_lo = -self.hp / 2 - self.disc_below / 2
         return np.maximum.reduce([d_rad, p[:, 2] - z_hi, z_lo - p[:, 2]])
 
+    # ------------------------------------------------------------------ ribs (thoracic)
+    def rib_polyline(self, side: int) -> np.ndarray | None:
+        """Centre line of the rib of this level on one side (local mm), head → shaft; None if lumbar.
+
+        The head sits at the posterolateral corner of the body near the superior endplate, the neck
+        passes in front of the transverse process tip (costotransverse joint), then the shaft sweeps
+        laterally, anteriorly and downwards (T11–T12: short floating ribs)."""
+        if not self.thoracic:
+            return None
+        tip = [b for sd, _, b in self.tp_segments() if sd == side][0]
+        tx = abs(tip[0])
+        pts = [
+            (side * (0.40 * self.W + 2.0), -0.30 * self.D, self.hp / 2 - 2.0),
+            (side * (tx + 1.0), tip[1] + 6.0, tip[2] - 2.0),
+            (side * (tx + 22.0), tip[1] + 1.0, tip[2] - 8.0),
+            (side * (tx + 48.0), tip[1] + 22.0, tip[2] - 20.0),
+            (side * (tx + 66.0), tip[1] + 55.0, tip[2] - 30.0),
+        ]
+        n = {"T11": 4, "T12": 3}.get(self.name, 5)
+        return np.array(pts[:n], float)
+
+    def rib_sdf(self, p: np.ndarray) -> np.ndarray:
+        """Both ribs of the level, kept 1.5 mm off the body and the transverse processes, mm."""
+        out = np.full(len(p), np.inf)
+        for side in (-1, 1):
+            line = self.rib_polyline(side)
+            if line is None:
+                return out
+            for k in range(len(line) - 1):
+                d, tau = seg_dist(p, line[k], line[k + 1])
+                r = 4.2 if k == 0 else 5.0
+                out = np.minimum(out, d - r)
+        clear = np.minimum(self.body_sdf(p), self.tp_sdf(p)) - 1.5
+        return np.maximum(out, -clear)
+
     # ------------------------------------------------------------------ extents
     def local_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """Conservative local bounding box of every part, mm."""

@@ -283,7 +283,8 @@ def _vertebra_sdf(s: VertebraShape, p: np.ndarray) -> np.ndarray:
                               s.lamina_sdf(p), s.spinous_sdf(p), s.tp_sdf(p), s.facet_sdf(p)])
 
 
-def _near_mask(grid: Grid, sl: tuple[slice, slice, slice], s: VertebraShape, block: int = 6) -> np.ndarray:
+def _near_mask(grid: Grid, sl: tuple[slice, slice, slice], s: VertebraShape, block: int = 6,
+               fn=None) -> np.ndarray:
     """Voxels of the box ``sl`` in blocks of ``block``³ whose centre lies near the bone (culling)."""
     shape = tuple(x.stop - x.start for x in sl)
     nb = [-(-n // block) for n in shape]
@@ -292,7 +293,7 @@ def _near_mask(grid: Grid, sl: tuple[slice, slice, slice], s: VertebraShape, blo
         idx = sl[k].start + block * np.arange(nb[k]) + (block - 1) / 2.0
         centres.append(grid.origin[k] + grid.spacing[k] * idx)
     c = np.stack(np.meshgrid(*centres, indexing="ij"), axis=-1).reshape(-1, 3)
-    d = _vertebra_sdf(s, s.to_local(c))
+    d = (fn or (lambda q: _vertebra_sdf(s, q)))(s.to_local(c))
     half_diag = 0.5 * block * float(np.linalg.norm(grid.spacing))
     keep = (d < 1.6 * half_diag + 2.5).reshape(nb)
     ii = np.arange(shape[0]) // block
@@ -426,6 +427,35 @@ def _render_vertebra(grid: Grid, s: VertebraShape, spec: PhantomSpec, level_bmd:
             "vbmd_baseline_mg_cm3": float(level_bmd), "n_voxels": int(full.sum())}
 
 
+def _render_ribs(grid: Grid, s: VertebraShape, level_bmd: float, ct, h: float) -> None:
+    """Ribs of a thoracic level: bone in the CT only (not a vertebra label, no sub-region)."""
+    lines = [s.rib_polyline(side) for side in (-1, 1)]
+    if lines[0] is None:
+        return
+    allp = np.concatenate(lines)
+    lo, hi = allp.min(0) - 7.0, allp.max(0) + 7.0
+    corners = np.array(np.meshgrid(*zip(lo, hi), indexing="ij")).reshape(3, -1).T
+    w = s.to_world(corners)
+    sl = grid.index_range(w.min(0), w.max(0))
+    if min(x.stop - x.start for x in sl) <= 0:
+        return
+    sel = _near_mask(grid, sl, s, fn=s.rib_sdf)
+    idx = np.nonzero(sel)
+    if idx[0].size == 0:
+        return
+    start = np.array([x.start for x in sl], float)
+    p = s.to_local(grid.origin + grid.spacing * (np.stack(idx, axis=1) + start))
+    d = s.rib_sdf(p)
+    occ = _occ(d, h)
+    trab = np.minimum(_occ(d + PE_CORTEX_MM, h), occ)
+    hu_t = hu_from_vbmd(1.2 * level_bmd)
+    hu_c = hu_from_vbmd(CORTICAL_MG_CM3)
+    blk = ct[sl]
+    old = blk[idx].astype(np.float64)
+    blk[idx] = (trab * hu_t + (occ - trab) * hu_c + (1 - occ) * old).astype(np.float32)
+    ct[sl] = blk
+
+
 def level_densities(spec: PhantomSpec, shapes: list[VertebraShape]) -> dict[str, float]:
     """Baseline trabecular vBMD per level: ``bmd·(1 + ε)``, ε ~ N(0, 3 %) seeded, mean ε = 0."""
     eps = np.array([rng_for(spec.seed, s.label, "density").normal(0.0, 0.03) for s in shapes])
@@ -453,6 +483,9 @@ def render(spec: PhantomSpec, shapes: list[VertebraShape], grid: Grid, progress=
         else:
             _render_disc(grid, s, None, ct, sub, h, which="below")
     dens = level_densities(spec, shapes)
+    if spec.soft_tissue:
+        for s in shapes:
+            _render_ribs(grid, s, dens[s.name], ct, h)
     stats = {}
     for s in shapes:
         stats[s.name] = _render_vertebra(grid, s, spec, dens[s.name], ct, labels, sub, h)
