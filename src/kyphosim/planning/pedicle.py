@@ -620,6 +620,21 @@ def analyse_pedicle(raster: VertebraRaster, side: str) -> PedicleAnalysis:
     t_is, sec = secs[k]
     # the isthmus centre: the section's centroid projected onto the plane ⟂ d (re-centre the axis)
     isth = sec["centroid"]
+    # refine on the tube: centroids of closed cross-sections within ±AXIS_FIT_HALF_MM of the isthmus
+    for _ in range(2):
+        cents = []
+        for t in np.arange(-AXIS_FIT_HALF_MM, AXIS_FIT_HALF_MM + 1e-9, 1.0):
+            sct = _section(raster, isth + t * d, d, radius=9.0)
+            if sct is not None and not sct["touches"]:
+                cents.append(sct["centroid"])
+        if len(cents) < 5:
+            break
+        c_fit, d_fit = _fit_line(np.array(cents))
+        if np.degrees(np.arccos(np.clip(d_fit @ d, -1, 1))) > 10.0:
+            break
+        d = d_fit
+        isth = c_fit + ((isth - c_fit) @ d) * d
+        sec = _section(raster, isth, d) or sec
     entry = find_entry(raster, isth, d)
     if entry is None:
         return PedicleAnalysis(side, False, reason=f"no posterior entry point on the {side} pedicle axis",
