@@ -441,4 +441,8 @@ def _side_wall_contact_mm2(model: VertebraModel, occ: np.ndarray, run: BalloonRu
     B = occ[box] == run.index + 1
     nb = ndi.binary_dilation(B, structure=_STRUCT6) & ~B
     wall = _SIDE_WALL[model.tissue[box]] & (model.rho[box] > 0)
+    # the posterior wall next to the working cannula does not count (the balloon starts there)
+    j0 = box[1].start
+    jj = np.arange(j0, j0 + wall.shape[1])[None, :, None]
+    wall &= jj > model.geometry["j_post"] + 0.25 * model.geometry["depth_mm"] / model.spacing_mm
     return float(np.count_nonzero(nb & wall) * model.spacing_mm ** 2)

@@ -272,6 +272,7 @@ def inject(model: VertebraModel, sources: list[np.ndarray], cavity: np.ndarray |
     k_o = k_si.ravel()[faces.flat]
     phi_o = por.ravel()[faces.flat].astype(float)
     G = faces.conductance(k_o)                       # m³; T = G/μ
+    void_o = open_void.ravel()[faces.flat]
     thr_fac = np.sqrt(np.maximum(phi_o, 1e-3) / (2.0 * np.maximum(k_o, 1e-16)))   # 1/m
     gam = np.ones(n)
     hist: list[dict] = []
@@ -290,50 +291,65 @@ def inject(model: VertebraModel, sources: list[np.ndarray], cavity: np.ndarray |
         mu_c = K * np.clip(gam, 1e-2, 1e3) ** (grade.n - 1.0)
         # --- pressure in the cement region; marrow back-pressure on the front faces
         cid = np.flatnonzero(cement)
+        # open voids filled with cement are isobaric: each connected one is a single node
+        cv = cement & void_o
         loc = np.full(n, -1, np.int64)
-        loc[cid] = np.arange(cid.size)
+        nc = 0
+        if cv.any():
+            lab_full = np.zeros(model.shape, bool)
+            lab_full.ravel()[faces.flat[cv]] = True
+            comp, nc = ndi.label(lab_full)
+            loc[cv] = comp.ravel()[faces.flat[cv]] - 1
+        rest = cement & ~void_o
+        loc[rest] = nc + np.arange(int(rest.sum()))
+        m = nc + int(rest.sum())
         a_c, b_c = cement[faces.fa], cement[faces.fb]
-        mu_face = 0.5 * (mu_c[faces.fa] + mu_c[faces.fb])
-        mu_face = np.where(a_c & ~b_c, mu_c[faces.fa], np.where(b_c & ~a_c, mu_c[faces.fb], mu_face))
-        T = G / mu_face
-        cc = a_c & b_c
+        sel = np.flatnonzero(a_c | b_c)
+        fa, fb = faces.fa[sel], faces.fb[sel]
+        a_c, b_c = a_c[sel], b_c[sel]
+        mu_face = np.where(a_c & b_c, 0.5 * (mu_c[fa] + mu_c[fb]), np.where(a_c, mu_c[fa], mu_c[fb]))
+        T = G[sel] / mu_face
+        la, lb = loc[fa], loc[fb]
+        cc = a_c & b_c & (la != lb)
         fr_a = a_c & ~b_c      # cement at a, front at b
         fr_b = b_c & ~a_c
-        m = cid.size
-        diag = (np.bincount(loc[faces.fa[cc]], T[cc], m) + np.bincount(loc[faces.fb[cc]], T[cc], m)
-                + np.bincount(loc[faces.fa[fr_a]], T[fr_a], m) + np.bincount(loc[faces.fb[fr_b]], T[fr_b], m))
-        rhs = (np.bincount(loc[faces.fa[fr_a]], T[fr_a] * p_back[faces.fb[fr_a]], m)
-               + np.bincount(loc[faces.fb[fr_b]], T[fr_b] * p_back[faces.fa[fr_b]], m))
+        diag = (np.bincount(la[cc], T[cc], m) + np.bincount(lb[cc], T[cc], m)
+                + np.bincount(la[fr_a], T[fr_a], m) + np.bincount(lb[fr_b], T[fr_b], m))
+        rhs = (np.bincount(la[fr_a], T[fr_a] * p_back[fb[fr_a]], m)
+               + np.bincount(lb[fr_b], T[fr_b] * p_back[fa[fr_b]], m))
         for sid in src_ids:
             rhs[loc[sid]] += q_side
         A = sp.csr_matrix((np.concatenate([-T[cc], -T[cc], diag + 1e-30]),
-                           (np.concatenate([loc[faces.fa[cc]], loc[faces.fb[cc]], np.arange(m)]),
-                            np.concatenate([loc[faces.fb[cc]], loc[faces.fa[cc]], np.arange(m)]))), shape=(m, m))
-        x0 = p_c[cid] if p_c is not None else None
+                           (np.concatenate([la[cc], lb[cc], np.arange(m)]),
+                            np.concatenate([lb[cc], la[cc], np.arange(m)]))), shape=(m, m))
+        x0 = None
+        if p_c is not None:
+            x0 = np.zeros(m)
+            x0[loc[cid]] = p_c[cid]
         pc = _amg_solve(A, rhs, x0, amg=False)
         p = p_back.copy()
-        p[cid] = pc
+        p[cid] = pc[loc[cid]]
         p_c = p
         pmax = max(pmax, float(max(p[s] for s in src_ids)) / 1000.0)
-        qf = T * (p[faces.fa] - p[faces.fb])
+        qf = T * (p[fa] - p[fb])
         umag = np.zeros(n)
-        np.maximum.at(umag, faces.fa[cc | fr_a | fr_b], np.abs(qf[cc | fr_a | fr_b]))
-        np.maximum.at(umag, faces.fb[cc | fr_a | fr_b], np.abs(qf[cc | fr_a | fr_b]))
+        np.maximum.at(umag, fa, np.abs(qf))
+        np.maximum.at(umag, fb, np.abs(qf))
         umag /= hm ** 2
         gam = (3 * grade.n + 1) / (4 * grade.n) * 4 * umag / np.sqrt(8 * k_o / np.maximum(phi_o, 1e-3))
-        grad = np.abs(p[faces.fa] - p[faces.fb]) / hm
+        grad = np.abs(p[fa] - p[fb]) / hm
         # yield: a front face flows when its gradient exceeds τ_y·√(φ/2k); the syringe is volume-
         # controlled, so when no face yields the pressure rises (field scaled) until the best one does
-        ratio = np.zeros(faces.fa.size)
-        ratio[fr_a] = grad[fr_a] / np.maximum(tau_y * thr_fac[faces.fb[fr_a]], 1e-30)
-        ratio[fr_b] = grad[fr_b] / np.maximum(tau_y * thr_fac[faces.fa[fr_b]], 1e-30)
+        ratio = np.zeros(sel.size)
+        ratio[fr_a] = grad[fr_a] / np.maximum(tau_y * thr_fac[fb[fr_a]], 1e-30)
+        ratio[fr_b] = grad[fr_b] / np.maximum(tau_y * thr_fac[fa[fr_b]], 1e-30)
         rmax = float(ratio[fr_a | fr_b].max()) if np.any(fr_a | fr_b) else 0.0
         boost = 1.0 / rmax if 0 < rmax < 1.0 else 1.0
         if boost > 1.0:
             pmax = max(pmax, boost * float(max(p[s] for s in src_ids)) / 1000.0)
         f1 = fr_a & (qf > 0) & (ratio * boost >= 1.0 - 1e-9)
         f2 = fr_b & (qf < 0) & (ratio * boost >= 1.0 - 1e-9)
-        q_in = np.bincount(faces.fb[f1], qf[f1], n) + np.bincount(faces.fa[f2], -qf[f2], n)
+        q_in = np.bincount(fb[f1], qf[f1], n) + np.bincount(fa[f2], -qf[f2], n)
         dv = min(params.injection_step_ml, target_ml - injected)
         if q_in.sum() <= 0:
             stop = "cement stopped (yield stress)"

@@ -109,7 +109,7 @@ class SimParams:
     compaction_ratio: float = 3.0         # compacted shell density / trabecular density [U]
     snowplough_max_mm: float = 6.0        # farthest a compacted layer is pushed before it counts as solid
     contact_reach_mm: float = 2.0         # bone layer through which the balloon bears on the fragment [U]
-    stop_on_cortex_contact_mm2: float = 20.0  # stop a balloon touching a (non-endplate) wall over this area [U]
+    stop_on_cortex_contact_mm2: float = 40.0  # stop a balloon touching the anterior/lateral wall over this area [U]
     # --- lift -----------------------------------------------------------------------------------
     preload_n: float = 110.0              # physiological preload of the cadaver studies (sleeve study) [C]
     segment_extension_stiffness_nm_deg: float = 1.5  # motion-segment extension stiffness [U] (1–2 N·m/°)
