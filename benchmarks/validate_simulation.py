@@ -1,0 +1,233 @@
+"""Validation of the procedure simulation against the literature (docs/validation.md).
+
+Phantom cohort: BMD × fracture type/grade/age × cleft, each treated by kyphoplasty and by
+vertebroplasty; cement viscosity cycles low/medium/high over the cases (and a viscosity sweep on a
+subset). Real data: the graded VerSe fractures with a CT in ../shared/data. Checks (issue 5):
+
+* balloon pressure at 2–4 mL in ~100–300 psi for osteoporotic bone;
+* KP restores more anterior height than VP on acute fractures, chronic less;
+* cement 2–8 mL, fill fraction;
+* leakage VP > KP, low > high viscosity, cleft / cortical break more;
+* mass conserved (< 1 %), injected = grid volume, deterministic, 0.5 → 0.35 mm within 10 %.
+
+Run: ``python benchmarks/validate_simulation.py --resolution 1.0 --out /tmp/val.json``
+(``--refine`` adds the 0.5 vs 0.35 mm check, ``--real`` the VerSe cases). Never tuned per case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+PSI = 6.894757
+
+
+def cohort(n: int):
+    bmds = (55.0, 75.0, 95.0)
+    fracs = [("wedge", 2), ("wedge", 3), ("biconcave", 2), ("crush", 2), ("wedge", 1)]
+    ages = ("acute", "chronic")
+    clefts = (False, True)
+    cases = []
+    for i, (bmd, (typ, grade), age, cleft) in enumerate(itertools.product(bmds, fracs, ages, clefts)):
+        if age == "chronic" and cleft:
+            continue
+        cases.append({"id": f"c{i:02d}", "bmd": bmd, "type": typ, "grade": grade, "age": age, "cleft": cleft,
+                      "viscosity": ("low", "medium", "high")[i % 3], "seed": 100 + i})
+    return cases[:n]
+
+
+def pressure_at(pv, lo=2.0, hi=4.0):
+    pv = np.asarray(pv, float)
+    sel = (pv[:, 0] >= lo) & (pv[:, 0] <= hi)
+    if not sel.any():
+        return None
+    return float(np.median(pv[sel, 1]))
+
+
+def run_case(c, resolution, techniques=("kyphoplasty", "vertebroplasty"), viscosity=None):
+    from kyphosim.anatomy.phantom import FractureSpec, PhantomSpec, make_phantom
+    from kyphosim.simulation import simulate
+
+    ph = make_phantom(PhantomSpec(levels="T12-L2", fractures=[FractureSpec(level="L1", type=c["type"], grade=c["grade"],
+                                                                          age=c["age"], cleft=c["cleft"])],
+                                  bmd_mg_cm3=c["bmd"], seed=c["seed"]))
+    lv = next(l for l in ph.truth["levels"] if l["name"] == "L1")
+    plan = {"levels": [{"level": "L1", "trajectories": [
+        {"side": s, "entry_mm": lv["pedicles"][s]["entry_mm"], "target_mm": lv["pedicles"][s]["target_mm"]}
+        for s in ("left", "right")]}]}
+    out = {}
+    for tech in techniques:
+        t = time.perf_counter()
+        r = simulate(ph.ct, ph.labels, "L1", plan=plan, technique=tech, resolution_mm=resolution,
+                     subregions=ph.subregions, viscosity=viscosity or c["viscosity"])
+        d = r.to_json_dict()
+        out[tech] = {
+            "wall_s": time.perf_counter() - t,
+            "heights": d["heights"], "ha_gain_mm": d["anterior_height_gain_mm"],
+            "restoration_pct": d["height_restoration_pct"], "kyph_change_deg": d["kyphotic_angle_change_deg"],
+            "cavity_ml": d["cavity_volume_ml"], "cement_ml": d["cement"]["volume_ml"],
+            "grid_ml": d["cement"]["grid_volume_ml"], "fill": d["cement"]["fill_fraction"],
+            "stop": d["cement"]["stop_reason"], "leaks": d["cement"]["leaks"],
+            "leak": d["cement"]["leak_summary"]["any"], "mass_err_pct": d["bone"].get("mass_error_pct"),
+            "balloons": [{"vol": b["max_volume_ml"], "pmax_psi": b["max_pressure_psi"], "stop": b["stop_reason"],
+                          "p_2_4_psi": (lambda v: None if v is None else v / PSI)(pressure_at(b["pv_curve"]))}
+                         for b in d["balloons"]],
+            "fracture": d["fracture"], "truth_ha_mm": lv["height_anterior_mm"],
+        }
+    return out
+
+
+def summarise(rows):
+    def rate(sel):
+        sel = list(sel)
+        return (sum(sel) / len(sel), len(sel)) if sel else (float("nan"), 0)
+
+    kp = [r["kyphoplasty"] for r in rows if "kyphoplasty" in r]
+    vp = [r["vertebroplasty"] for r in rows if "vertebroplasty" in r]
+    s = {}
+    p24 = [b["p_2_4_psi"] for r, k in zip(rows, kp) if r["case"]["bmd"] <= 80 for b in k["balloons"]
+           if b["p_2_4_psi"] is not None]
+    pmax = [b["pmax_psi"] for k in kp for b in k["balloons"]]
+    s["kp_pressure_2_4ml_psi_osteoporotic"] = {"n": len(p24), "median": float(np.median(p24)) if p24 else None,
+                                               "range": [float(min(p24)), float(max(p24))] if p24 else None,
+                                               "in_100_300": float(np.mean([(100 <= p <= 300) for p in p24])) if p24 else None}
+    s["kp_max_pressure_psi"] = {"median": float(np.median(pmax)) if pmax else None}
+    s["kp_balloon_volume_ml"] = {"median": float(np.median([b["vol"] for k in kp for b in k["balloons"]]))}
+    for age in ("acute", "chronic"):
+        idx = [i for i, r in enumerate(rows) if r["case"]["age"] == age]
+        s[f"ha_gain_mm_{age}"] = {"kp": float(np.mean([rows[i]["kyphoplasty"]["ha_gain_mm"] for i in idx])),
+                                  "vp": float(np.mean([rows[i]["vertebroplasty"]["ha_gain_mm"] for i in idx])),
+                                  "kp_restoration_pct": float(np.mean([rows[i]["kyphoplasty"]["restoration_pct"] for i in idx])),
+                                  "kp_kyph_change_deg": float(np.mean([rows[i]["kyphoplasty"]["kyph_change_deg"] for i in idx])),
+                                  "n": len(idx)}
+    s["cement_ml"] = {"kp": [float(np.min([k["cement_ml"] for k in kp])), float(np.median([k["cement_ml"] for k in kp])),
+                             float(np.max([k["cement_ml"] for k in kp]))],
+                      "vp": [float(np.min([k["cement_ml"] for k in vp])), float(np.median([k["cement_ml"] for k in vp])),
+                             float(np.max([k["cement_ml"] for k in vp]))]}
+    s["fill_fraction"] = {"kp_median": float(np.median([k["fill"] for k in kp])),
+                          "vp_median": float(np.median([k["fill"] for k in vp]))}
+    s["leak_rate"] = {"kp": rate(k["leak"] for k in kp), "vp": rate(k["leak"] for k in vp)}
+    for v in ("low", "medium", "high"):
+        s["leak_rate"][f"viscosity_{v}"] = rate(r[t]["leak"] for r in rows if r["case"]["viscosity"] == v
+                                                 for t in ("kyphoplasty", "vertebroplasty"))
+    s["leak_rate"]["cleft"] = rate(r[t]["leak"] for r in rows if r["case"]["cleft"] for t in ("kyphoplasty", "vertebroplasty"))
+    s["leak_rate"]["no_cleft"] = rate(r[t]["leak"] for r in rows if not r["case"]["cleft"]
+                                      for t in ("kyphoplasty", "vertebroplasty"))
+    s["leak_rate"]["acute_cortical_break"] = rate(r[t]["leak"] for r in rows if r["case"]["age"] == "acute"
+                                                  for t in ("kyphoplasty", "vertebroplasty"))
+    s["leak_rate"]["chronic"] = rate(r[t]["leak"] for r in rows if r["case"]["age"] == "chronic"
+                                     for t in ("kyphoplasty", "vertebroplasty"))
+    types = {}
+    for k in kp + vp:
+        for lk in k["leaks"]:
+            if lk["volume_ml"] >= 1e-3:
+                types[lk["type"]] = types.get(lk["type"], 0) + 1
+    s["leak_types"] = types
+    s["mass_error_pct_max"] = float(max(k["mass_err_pct"] or 0 for k in kp))
+    s["injected_minus_grid_ml_max"] = float(max(abs(k["cement_ml"] - k["grid_ml"]) for k in kp + vp))
+    s["wall_s_median"] = float(np.median([k["wall_s"] for k in kp + vp]))
+    return s
+
+
+def real_cases(resolution):
+    from kyphosim.datasets import shared_data_dir
+    from kyphosim.imaging.io import load_ct, load_labels
+    from kyphosim.imaging.labels import vertebra_name
+    from kyphosim.simulation import simulate
+
+    d = shared_data_dir()
+    if d is None:
+        return []
+    import csv
+
+    grades = {}
+    with open(d / "verse19" / "genant_grades_dev.csv") as fh:
+        for row in csv.DictReader(fh):
+            grades[(row["subject"], int(row["label"]))] = int(row["genant_grade"])
+    out = []
+    for (subj, lab), g in sorted(grades.items()):
+        if g < 1:
+            continue
+        ctp = d / "verse19" / f"{subj}_ct.nii.gz"
+        if not ctp.exists():
+            continue
+        ct = load_ct(ctp)
+        labels = load_labels(d / "verse19" / f"{subj}_seg-vert_msk.nii.gz", reference=ct)
+        row = {"case": f"{subj} {vertebra_name(lab)}", "grade": g}
+        for tech in ("kyphoplasty", "vertebroplasty"):
+            try:
+                r = simulate(ct, labels, lab, technique=tech, resolution_mm=resolution)
+            except Exception as exc:  # report, do not hide
+                row[tech] = {"error": f"{type(exc).__name__}: {exc}"}
+                continue
+            row[tech] = {"ha_gain_mm": r.anterior_height_gain_mm, "heights": r.to_json_dict()["heights"],
+                         "cavity_ml": r.cavity_volume_ml, "cement_ml": r.cement.volume_ml,
+                         "fill": r.cement.fill_fraction, "leaks": [l.type for l in r.cement.leaks],
+                         "stop": r.cement.stop_reason, "fracture": r.fracture,
+                         "balloons": [(b.max_volume_ml, b.max_pressure_psi, b.stop_reason) for b in r.balloons],
+                         "bmd": r.bone["trabecular_bmd_mg_cm3"]}
+        out.append(row)
+        print(json.dumps(row)[:600], flush=True)
+    return out
+
+
+def refine_check(cases, r0=0.5, r1=0.35):
+    res = []
+    for c in cases:
+        a = run_case(c, r0, techniques=("kyphoplasty",))["kyphoplasty"]
+        b = run_case(c, r1, techniques=("kyphoplasty",))["kyphoplasty"]
+        keys = {"cavity_ml": (a["cavity_ml"], b["cavity_ml"]), "cement_ml": (a["cement_ml"], b["cement_ml"]),
+                "fill": (a["fill"], b["fill"]), "ha_gain_mm": (a["ha_gain_mm"], b["ha_gain_mm"]),
+                "pmax_psi": (max(x["pmax_psi"] for x in a["balloons"]), max(x["pmax_psi"] for x in b["balloons"]))}
+        rel = {k: (abs(v[1] - v[0]) / max(abs(v[0]), 1e-9) if abs(v[0]) > 1e-6 else abs(v[1] - v[0])) for k, v in keys.items()}
+        res.append({"case": c["id"], "values": keys, "rel_change": rel})
+        print(json.dumps(res[-1]), flush=True)
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--resolution", type=float, default=1.0)
+    ap.add_argument("--n", type=int, default=48)
+    ap.add_argument("--out", type=Path, default=Path("validate_simulation.json"))
+    ap.add_argument("--refine", action="store_true")
+    ap.add_argument("--real", action="store_true")
+    ap.add_argument("--skip-cohort", action="store_true")
+    a = ap.parse_args()
+    report = {"resolution_mm": a.resolution}
+    if not a.skip_cohort:
+        rows = []
+        for c in cohort(a.n):
+            r = run_case(c, a.resolution)
+            r["case"] = c
+            rows.append(r)
+            k, v = r["kyphoplasty"], r["vertebroplasty"]
+            print(f"{c['id']} bmd {c['bmd']:.0f} {c['type']}{c['grade']} {c['age']:<7} cleft={int(c['cleft'])} "
+                  f"{c['viscosity']:<6} | KP bal {[b['vol'] for b in k['balloons']]} mL "
+                  f"{[b['pmax_psi'] for b in k['balloons']]} psi Ha {k['ha_gain_mm']:+.1f} cem {k['cement_ml']:.1f} "
+                  f"leak {[l['type'] for l in k['leaks']]} | VP Ha {v['ha_gain_mm']:+.1f} cem {v['cement_ml']:.1f} "
+                  f"leak {[l['type'] for l in v['leaks']]}", flush=True)
+        report["cases"] = rows
+        report["summary"] = summarise(rows)
+        print(json.dumps(report["summary"], indent=1))
+        # determinism: the first case again
+        again = run_case(rows[0]["case"], a.resolution)
+        report["deterministic"] = all(
+            json.dumps({k: v for k, v in again[t].items() if k != "wall_s"}, sort_keys=True) ==
+            json.dumps({k: v for k, v in rows[0][t].items() if k != "wall_s"}, sort_keys=True)
+            for t in ("kyphoplasty", "vertebroplasty"))
+        print("deterministic:", report["deterministic"])
+    if a.refine:
+        report["refinement"] = refine_check(cohort(48)[:3])
+    if a.real:
+        report["real"] = real_cases(a.resolution)
+    a.out.write_text(json.dumps(report, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
