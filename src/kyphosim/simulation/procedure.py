@@ -339,8 +339,8 @@ def simulate(ct: Volume, labels: Volume, level: int | str, *, plan: dict | None 
     if cement_volume_ml is not None:
         target = float(cement_volume_ml)
     elif technique == "kyphoplasty":
-        target = float(np.clip(cav_ml * params.kp_cement_over_cavity, params.cement_volume_min_ml,
-                               params.cement_volume_max_ml))
+        target = float(np.clip(max(cav_ml * params.kp_cement_over_cavity, params.kp_min_fill_fraction * body_ml),
+                               params.cement_volume_min_ml, params.cement_volume_max_ml))
     else:
         target = float(np.clip(params.vp_fill_fraction * body_ml, params.cement_volume_min_ml,
                                params.cement_volume_max_ml))
