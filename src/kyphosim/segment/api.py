@@ -15,6 +15,7 @@ from kyphosim.imaging.labels import SACRUM_ID, vertebra_id
 from kyphosim.imaging.volume import Volume
 from kyphosim.segment.bone import extract_bone
 from kyphosim.segment.column import Axis, find_axis
+from kyphosim.segment.refine import complete_labels, refine_labels
 from kyphosim.segment.labelling import Landmarks, LevelLabel, assign_labels
 from kyphosim.segment.split import Segment, axis_profile, split_axis
 
@@ -131,14 +132,15 @@ def _analyse(ct: Volume) -> _Work:
     return _Work(work, w, bm.filled, bm.cortical, bm.smoothed_hu, axis, segs, discs, aidx, adist)
 
 
-def _segment_masks(wk: _Work, body_radius_mm: float = 22.0, roi_mm: float = 60.0) -> np.ndarray:
-    """Segment index + 1 per voxel of solid bone.
+def _segment_masks(wk: _Work, body_radius_mm: float = 20.0, roi_mm: float = 75.0) -> np.ndarray:
+    """Segment index + 1 per voxel of solid bone (working grid).
 
     Bodies are cut at the discs by planes normal to the axis: each voxel of solid bone within
     ``body_radius_mm`` of the axis goes to the segment whose disc-to-disc interval holds its nearest
-    axis sample. The rest of the bone (posterior elements) is assigned by a watershed of the negated
-    distance to the bone surface, so the boundaries fall at thin contacts (facet joints) rather than
-    through the thick pedicles.
+    axis sample. The rest of the bone within ``roi_mm`` (posterior elements) goes to the body it is
+    geodesically nearest to through bone (breadth-first flooding from the bodies), i.e. through its
+    own pedicles: the path to a neighbour crosses a facet joint and that neighbour's arch, which is
+    longer. Bone not reached from any body (ribs across a costovertebral gap, other bones) stays 0.
     """
     from skimage.segmentation import watershed
 
@@ -147,16 +149,14 @@ def _segment_masks(wk: _Work, body_radius_mm: float = 22.0, roi_mm: float = 60.0
     cuts = [0] + [int(d) for d in wk.discs] + [n_ax]
     for n, s in enumerate(wk.segments):
         mid = (s.lo + s.hi) // 2
-        # the disc cuts around this segment
         lo = max([c for c in cuts if c <= mid], default=0)
         hi = min([c for c in cuts if c > mid], default=n_ax)
         seg_of_sample[lo:hi] = n + 1
     near = wk.filled & (wk.axis_dist_mm <= body_radius_mm)
     markers = np.where(near, seg_of_sample[wk.axis_index], 0).astype(np.int32)
     mask = wk.filled & (wk.axis_dist_mm <= roi_mm)
-    dist = ndi.distance_transform_edt(mask)
-    lab = watershed(-dist, markers=markers, mask=mask)
-    return lab.astype(np.int32)
+    lab = watershed(np.zeros(mask.shape, np.uint8), markers=markers, mask=mask)
+    return complete_labels(lab.astype(np.int32), len(wk.segments))
 
 
 def segment_spine(ct: Volume, *, backend: str = "auto", anchor: tuple[str, float] | str | None = None,
@@ -233,8 +233,13 @@ def segment_spine(ct: Volume, *, backend: str = "auto", anchor: tuple[str, float
     sub_w = make_subregions(wk, lab_w, vert_w)
     timings["label"] = time.perf_counter() - t0 - sum(timings.values())
     can = ct.as_canonical()
-    lab_vol = wk.ct.with_data(vert_w, is_label=True).resample(like=can)
-    sub_vol = wk.ct.with_data(sub_w, is_label=True).resample(like=can)
+    seg_full = wk.ct.with_data(lab_w, is_label=True).resample(like=can).data.astype(np.int32)
+    seg_full = refine_labels(seg_full, can.data, can.spacing, cortical_threshold(can.spacing), nseg)
+    sub_full = wk.ct.with_data(sub_w, is_label=True).resample(like=can).data
+    sub_full = _fill_nearest(np.where(seg_full > 0, sub_full, 0), seg_full > 0)
+    lab_vol = can.with_data(lut[seg_full], is_label=True)
+    sub_vol = can.with_data(sub_full.astype(np.uint8), is_label=True)
+    timings["refine"] = time.perf_counter() - t0 - sum(timings.values())
     # back onto the input CT's own voxel grid (same shape, affine and orientation)
     lab_vol = Volume(lab_vol.data.astype(np.uint8), lab_vol.affine, is_label=True,
                      source_axcodes=ct.source_axcodes, meta={"source": "kyphosim.segment"}).reorient(ct.axcodes)
@@ -244,6 +249,17 @@ def segment_spine(ct: Volume, *, backend: str = "auto", anchor: tuple[str, float
     return SegmentationResult(labels=lab_vol, subregions=sub_vol, levels=levels, ambiguous=ambiguous,
                               method=method, sacrum_found=sacrum is not None, ribs_found=bool(any(ribs)),
                               timings_s={k: round(v, 3) for k, v in timings.items()})
+
+
+def _fill_nearest(values: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """Copy into the zero voxels of ``values`` inside ``where`` the value of the nearest non-zero voxel."""
+    holes = where & (values == 0)
+    if not holes.any() or not (values > 0).any():
+        return values
+    idx = ndi.distance_transform_edt(values == 0, return_distances=False, return_indices=True)
+    out = values.copy()
+    out[holes] = values[tuple(i[holes] for i in idx)]
+    return out
 
 
 def parse_anchor(text: str) -> tuple[str, float]:
