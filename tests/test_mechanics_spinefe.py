@@ -34,16 +34,5 @@ def test_spinefe_setup_and_solver_accuracy(spinefe):
     assert r.loading["equilibrium_error"] < 1e-3
     tight = analyse_model(model, displacement_mm=0.2, tol=1e-9, keep_fields=False)
     assert abs(r.stiffness_n_per_mm - tight.stiffness_n_per_mm) / tight.stiffness_n_per_mm < 0.005
-    # linearity: half the displacement, half the force, same stiffness
-    half = analyse_model(model, displacement_mm=0.1, tol=1e-9, keep_fields=False)
-    assert half.reaction_force_n == pytest.approx(tight.reaction_force_n / 2, rel=1e-6)
     # a whole-vertebra axial stiffness in the range reported for lumbar vertebrae (clinical-reference §5, [U])
     assert 3_000 < tight.stiffness_n_per_mm < 30_000
-
-
-def test_spinefe_law_choice_matters(spinefe):
-    img, lab = spinefe
-    k = compute_strength(img, lab, bone_labels=[1, 2, 3, 4], caps=(5, 6), law="kopperdahl", keep_fields=False)
-    m = compute_strength(img, lab, bone_labels=[1, 2, 3, 4], caps=(5, 6), law="morgan", keep_fields=False)
-    # mean bone density ≈ 0.2 g/cm³: Morgan (4730·ρ^1.56) is softer than Kopperdahl (2980·ρ^1.05) there
-    assert m.stiffness_n_per_mm < k.stiffness_n_per_mm
