@@ -445,6 +445,13 @@ class BodyGeometry:
             return si, np.nanmedian(ap, axis=0)
 
 
+def _trimmed_mean(x: np.ndarray, cut: float = 0.2) -> float:
+    """Mean of the finite values between the ``cut`` and ``1 − cut`` quantiles."""
+    v = np.sort(np.asarray(x, float)[np.isfinite(x)])
+    k = int(np.floor(cut * v.size))
+    return float(v[k:v.size - k].mean()) if v.size - 2 * k > 0 else float(np.median(v))
+
+
 def _robust_plane(loc: np.ndarray, n_iter: int = 2, clip_mm: float = 2.0) -> np.ndarray:
     """Least-squares plane si = c0 + c1·lr + c2·ap with residual trimming; returns (c0, c1, c2)."""
     A = np.column_stack([np.ones(len(loc)), loc[:, 0], loc[:, 1]])
@@ -725,13 +732,14 @@ def vertebral_body_geometry(labels: Volume, label: int, subregions: Volume | np.
     else:
         centre_h = float("nan")
     W_r = float(np.ptp(bloc[:, 0])) + res
-    # depth on the mid-sagittal line (median of three lines ±1.5 mm apart: robust to a vein notch)
-    lr_band = np.array([-1.5, 0.0, 1.5])
-    origins = centre[None, :] + lr_band[:, None] * lr[None, :]
+    # depth on the mid-sagittal plane at mid-height: lines ±1.5 mm in LR (robust to a vein notch) and
+    # ±2 mm in SI (dithers the voxel staircase of a tilted wall); trimmed mean of each margin
+    LRo, SIo = np.meshgrid(np.array([-1.5, 0.0, 1.5]), np.linspace(-2.0, 2.0, 5), indexing="ij")
+    origins = centre[None, :] + LRo.reshape(-1, 1) * lr[None, :] + SIo.reshape(-1, 1) * si[None, :]
     ta, tpo = _boundaries_along(geo_sampler, origins, ap, reach, gap_mm=0.0)
-    ap_b = (loc_b - (centre - (pts.mean(axis=0) * 0 + centre))) @ ap if len(loc_b) else np.array([15.0, -15.0])
-    ant = float(np.nanmedian(ta)) if np.isfinite(ta).any() else float(ap_b.max())
-    post = float(np.nanmedian(tpo)) if np.isfinite(tpo).any() else float(ap_b.min())
+    ap_b = loc_b @ ap if len(loc_b) else np.array([15.0, -15.0])
+    ant = _trimmed_mean(ta) if np.isfinite(ta).any() else float(ap_b.max())
+    post = _trimmed_mean(tpo) if np.isfinite(tpo).any() else float(ap_b.min())
     # width at mid-height through the centre of the depth
     mid_ap = 0.5 * (ant + post)
     o = centre + mid_ap * ap
