@@ -242,6 +242,17 @@ def test_fine_voxelisation_matches_truth_heights():
     assert np.linalg.norm(c - np.asarray(lv["centroid_mm"])) < 0.3
 
 
+def test_size_variability_is_seeded_and_off_by_default():
+    from kyphosim.anatomy.phantom.measure import measure_body
+    hp = {}
+    for key, kw in {"mean": {}, "a": dict(size_sd=0.05, seed=1), "b": dict(size_sd=0.05, seed=2),
+                    "a2": dict(size_sd=0.05, seed=1), "plain": dict(seed=2)}.items():
+        shapes, _ = build_shapes(PhantomSpec(levels="L1", **kw))
+        hp[key] = measure_body(shapes[0], fine=False).hp_mm
+    assert hp["plain"] == hp["mean"] and hp["a"] == hp["a2"] and hp["a"] != hp["b"]
+    assert all(0.85 < hp[k] / hp["mean"] < 1.15 for k in hp)
+
+
 def test_demo_case_is_osteoporotic_acute_l1_wedge_grade2():
     spec = demo_case()
     f = spec.fracture_at("L1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -14,7 +15,20 @@ from kyphosim.imaging.labels import vertebra_id
 
 __all__ = ["build_shapes", "rng_for", "height_loss_pct"]
 
-_PURPOSE = {"loss": 1, "density": 2, "field": 3, "soft": 4, "noise": 5}
+_PURPOSE = {"loss": 1, "density": 2, "field": 3, "soft": 4, "noise": 5, "size": 6}
+_LINEAR = ("hp", "depth", "width", "ped_w", "ped_h", "canal_w", "canal_d", "disc_h", "sp_len", "sp_h", "tp_len")
+
+
+def size_factor(spec: PhantomSpec) -> float:
+    """Seeded whole-spine size factor ~ N(1, size_sd), clipped to ±3 SD (1 when size_sd = 0)."""
+    if spec.size_sd <= 0:
+        return 1.0
+    z = float(np.clip(rng_for(spec.seed, 0, "size").standard_normal(), -3, 3))
+    return 1.0 + spec.size_sd * z
+
+
+def _scaled(d, f: float):
+    return d if f == 1.0 else dataclasses.replace(d, **{k: getattr(d, k) * f for k in _LINEAR})
 
 
 def rng_for(seed: int, label: int, purpose: str) -> np.random.Generator:
@@ -78,10 +92,11 @@ def build_shapes(spec: PhantomSpec) -> tuple[list[VertebraShape], dict]:
     Returns the shapes and, per fractured level, ``{"target_loss_pct", "amp_mm", "intact_hp_mm"}``.
     """
     names = list(spec.levels)
-    dims = [level_dims(n) for n in names]
+    f = size_factor(spec)
+    dims = [_scaled(level_dims(n), f) for n in names]
     shapes: list[VertebraShape] = []
     for i, (n, d) in enumerate(zip(names, dims)):
-        above = dims[i - 1].disc_h if i > 0 else level_dims_above(n).disc_h
+        above = dims[i - 1].disc_h if i > 0 else f * level_dims_above(n).disc_h
         shapes.append(VertebraShape(n, vertebra_id(n), d, disc_above=above, disc_below=d.disc_h,
                                     fracture=spec.fracture_at(n)))
     draws: dict = {}

@@ -185,10 +185,13 @@ def _soft_tissue(grid: Grid, shapes: list[VertebraShape], spec: PhantomSpec) -> 
         yb, ya, yp = ip["y_body"][k], ip["y_ant"][k], ip["y_post"][k]
         w = ip["width"][k]
         # para-vertebral / retroperitoneal fat around the spine
-        fat = (np.abs(X) < w / 2 + 40) & (Y > yp - 5) & (Y < ya + 40)
+        fy, fh = 0.5 * (yp - 5 + ya + 40), 0.5 * (ya + 45 - yp)
+        fat = (np.abs(X) / (w / 2 + 40)) ** 4 + (np.abs(Y - fy) / fh) ** 4 <= 1
         sl[fat] = TISSUE_HU["fat"]
-        if ip["thoracic"][k] > 0.5:
-            lung = (np.abs(X) > w / 2 + 6) & (Y > yp - 8) & (Y < ya + 60)
+        t = ip["thoracic"][k]
+        if t > 0.05:   # lungs; towards the diaphragm they recede laterally (costophrenic recess)
+            ly, lh = 0.5 * (yp - 8 + ya + 60), 0.5 * (ya + 68 - yp)
+            lung = (np.abs(X) > w / 2 + 6 + 70 * (1 - t)) & ((np.abs(Y - ly) / lh) ** 6 <= 1)
             sl[lung] = TISSUE_HU["lung"]
         r_ps = ip["psoas"][k]
         if r_ps > 3:

@@ -198,6 +198,9 @@ class PhantomSpec:
     hu_gain, hu_offset : float
         Scanner calibration: every HU value of the model is mapped to ``hu_offset + hu_gain·HU``
         (1 and 0 = the documented calibration; change them to test phantomless calibration).
+    size_sd : float
+        Between-subject size variability: every linear dimension is multiplied by one seeded factor
+        drawn from N(1, size_sd) (clipped to ±3 SD); 0 (default) = the mean adult of the tables.
     """
 
     levels: str | list = "T11-L3"
@@ -212,6 +215,7 @@ class PhantomSpec:
     margin_mm: float | None = None
     hu_gain: float = 1.0
     hu_offset: float = 0.0
+    size_sd: float = 0.0
 
     def __post_init__(self) -> None:
         try:
@@ -258,7 +262,7 @@ class PhantomSpec:
         if self.seed < 0:
             raise InputError(f"seed {self.seed} must be ≥ 0")
         for name, lo, hi in (("noise_hu", 0.0, 200.0), ("blur_fwhm_mm", 0.0, 5.0),
-                             ("hu_gain", 0.5, 2.0), ("hu_offset", -200.0, 200.0)):
+                             ("hu_gain", 0.5, 2.0), ("hu_offset", -200.0, 200.0), ("size_sd", 0.0, 0.1)):
             v = float(getattr(self, name))
             if not (lo <= v <= hi):
                 raise InputError(f"{name} {v:g} is outside {lo:g}–{hi:g}")
