@@ -234,6 +234,29 @@ class VertebraShape:
         r = np.linalg.norm(q, axis=1)
         return (r - 1.0) * ax.min()
 
+    def cortical_breaks(self, p: np.ndarray) -> np.ndarray:
+        """Points where an acute fracture interrupts the cortex (fracture lines), boolean.
+
+        A 1.6 mm wide line across the depressed superior endplate (wedge: at the hinge, 45 % of the
+        depth from the posterior wall; crush: mid-depth; biconcave: a ring at 60 % of the endplate
+        radius), within 3 mm of the surface; wedge and crush also break the anterior wall 2–3.6 mm
+        below the superior endplate (buckled anterior cortex). Chronic fractures are healed: none."""
+        out = np.zeros(len(p), bool)
+        f = self.fracture
+        if f is None or f.age != "acute" or self.amp <= 0:
+            return out
+        x, y, z = p[:, 0], p[:, 1], p[:, 2]
+        zs = self.z_sup(x, y)
+        near_top = (zs - z >= -0.5) & (zs - z <= 3.0)
+        if f.type == "biconcave":
+            line = np.abs(self.rho_ep(x, y) - 0.6) < 0.8 / min(self.a, self.b)
+        else:
+            u0 = 0.45 if f.type == "wedge" else 0.5
+            line = np.abs(y - (-self.D / 2 + u0 * self.D)) < 0.8
+            depth = zs - z
+            out |= (y > self.D / 2 - 4.0) & (depth > 2.0) & (depth < 3.6) & (np.abs(x) < 0.3 * self.W)
+        return out | (near_top & line)
+
     def fracture_band(self, p: np.ndarray) -> np.ndarray:
         """Weight 0…1 of the compaction / sclerosis band under the deformed endplate(s)."""
         out = np.zeros(len(p))

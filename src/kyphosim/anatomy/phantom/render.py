@@ -329,6 +329,12 @@ def _render_vertebra(grid: Grid, s: VertebraShape, spec: PhantomSpec, level_bmd:
     ep = ENDPLATE_MM * (1.6 if (s.fracture is not None and s.fracture.age == "chronic") else 1.0)
     sdf_b[in_body_box] = s.body_sdf(pb)
     sdf_bi[in_body_box] = s.body_sdf(pb, shell=SHELL_MM, endplate=ep)
+    if s.fracture is not None and s.fracture.age == "acute":
+        brk = s.cortical_breaks(pb)
+        if np.any(brk):   # fracture lines: no cortex, trabecular bone reaches the surface
+            bi = sdf_bi[in_body_box]
+            bi[brk] = np.minimum(bi[brk], s.body_sdf(pb[brk]) + 0.05)
+            sdf_bi[in_body_box] = bi
     # posterior elements
     ped = {}
     ped_t = {}
