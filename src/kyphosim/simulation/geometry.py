@@ -81,3 +81,32 @@ def measure_heights(body: np.ndarray, spacing_mm: float) -> dict[str, float]:
         wedge = float(np.degrees(np.arctan(sb) - np.arctan(st)))
     return {"anterior_mm": ha, "middle_mm": hm, "posterior_mm": hp, "depth_mm": float(depth_mm),
             "width_mm": float(width_mm), "wedge_angle_deg": wedge}
+
+
+def assess_heights(body: np.ndarray, affine: np.ndarray, label: int, si_hint: np.ndarray | None = None,
+                   spacing_mm: float | None = None) -> tuple[dict[str, float], str]:
+    """Heights of a model-grid body mask measured by the assessment module's own code
+    (``kyphosim.assess.geometry.vertebral_body_geometry(...).measure_heights()``), so the numbers
+    match ``kyphosim assess``. Falls back to :func:`measure_heights` when assess is unavailable or
+    fails; returns (heights, source)."""
+    from kyphosim.imaging.volume import Volume
+
+    sp = float(np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0)).mean()) if spacing_mm is None else spacing_mm
+    own = measure_heights(body, sp)
+    try:
+        from kyphosim.assess.geometry import vertebral_body_geometry
+
+        lab = Volume(body.astype(np.uint8) * np.uint8(label), affine, is_label=True)
+        sub = Volume(body.astype(np.uint8), affine, is_label=True)
+        g = vertebral_body_geometry(lab, int(label), sub, si_hint=si_hint)
+        hh = g.measure_heights()
+        ha, hm, hp = hh.as_tuple()
+        if None in (ha, hm, hp):
+            return own, "simulation.geometry (assess returned no height)"
+        out = dict(own)
+        out.update({"anterior_mm": float(ha), "middle_mm": float(hm), "posterior_mm": float(hp)})
+        if hh.wedge_angle_deg is not None:
+            out["wedge_angle_deg"] = float(hh.wedge_angle_deg)
+        return out, "kyphosim.assess"
+    except Exception as exc:  # noqa: BLE001 - a measurement fallback, reported in the notes
+        return own, f"simulation.geometry ({type(exc).__name__})"

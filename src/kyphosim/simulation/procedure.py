@@ -21,6 +21,7 @@ from kyphosim.simulation.balloon import inflate
 from kyphosim.simulation.cement import inject
 from kyphosim.simulation.leaks import summarise_leaks
 from kyphosim.simulation.lift import gap_fills, make_lift, shift_columns
+from kyphosim.simulation.geometry import assess_heights
 from kyphosim.simulation.model import Tissue, VertebraModel, build_model, to_input_grid
 from kyphosim.simulation.params import BALLOONS, CEMENTS, DEFAULT_PARAMS, PSI_TO_KPA, SimParams
 from kyphosim.simulation.setcast import cast_metrics
@@ -251,7 +252,16 @@ def simulate(ct: Volume, labels: Volume, level: int | str, *, plan: dict | None 
                         fracture_age=fracture_age)
     timings["model"] = time.perf_counter() - t0
     notes = list(model.notes)
-    h0 = model.heights()
+    th = time.perf_counter()
+
+    def heights_now() -> dict:
+        hh, src = assess_heights(model.body, model.affine, lid, model.frame.si, model.spacing_mm)
+        if src != "kyphosim.assess" and src not in notes:
+            notes.append(f"heights measured by {src}")
+        return hh
+
+    h0 = heights_now()
+    t_heights = time.perf_counter() - th
     vv = model.voxel_volume_ml
     clock = 0.0
     steps: list[Step] = [Step(name="before", time_s=0.0, heights=_h(h0), note="pre-operative CT")]
@@ -277,13 +287,14 @@ def simulate(ct: Volume, labels: Volume, level: int | str, *, plan: dict | None 
     mid_k = int(round(np.mean([a.target_ijk[2] for a in accesses])))
     channel = model.tissue == Tissue.CHANNEL
     snaps = {"access": _snapshot(model, mid_i, mid_k, channel=channel)}
-    steps.append(Step(name="access", time_s=clock, heights=_h(model.heights()),
+    steps.append(Step(name="access", time_s=clock, heights=_h(h0),
                       note=f"{len(accesses)} cannula(s), gauge {accesses[0].gauge}"))
     timings["access"] = time.perf_counter() - t1
     report("access", 1.0)
 
     lift = make_lift(model, params)
-    h_infl = model.heights()
+    h_infl = h0
+    h_defl = h0
     balloons: list[BalloonResult] = []
     cavity = None
     mass_info: dict[str, Any] = {}
@@ -292,7 +303,9 @@ def simulate(ct: Volume, labels: Volume, level: int | str, *, plan: dict | None 
         dev = BALLOONS[int(round(L))]
         res = inflate(model, accesses, [dev] * len(accesses), lift, params,
                       progress=lambda v: report("inflation", min(1.0, v / (dev.max_volume_ml * len(accesses)))))
-        h_infl = model.heights()
+        th = time.perf_counter()
+        h_infl = heights_now() if np.any(lift.shift) else h0
+        t_heights += time.perf_counter() - th
         vol_tot = sum(b.volume_ml for b in res.balloons)
         clock += vol_tot / params.inflation_rate_ml_min * 60.0
         pmax = max(b.max_pressure_kpa for b in res.balloons)
@@ -326,8 +339,11 @@ def simulate(ct: Volume, labels: Volume, level: int | str, *, plan: dict | None 
         model.tissue[cavity & model.body] = Tissue.GAP
         clock += 30.0
         snaps["deflation"] = _snapshot(model, mid_i, mid_k, cavity=cavity)
+        th = time.perf_counter()
+        h_defl = heights_now() if np.any(lift.shift) else h0
+        t_heights += time.perf_counter() - th
         steps.append(Step(name="deflation", time_s=clock, pressure_kpa=0.0, volume_ml=round(float(cavity.sum() * vv), 4),
-                          heights=_h(model.heights()),
+                          heights=_h(h_defl),
                           note=f"{100 * loss:.0f} % of the lift lost without cement (preload {params.preload_n:.0f} N)"))
         timings["deflation"] = time.perf_counter() - t3
         report("deflation", 1.0)
@@ -351,7 +367,9 @@ def simulate(ct: Volume, labels: Volume, level: int | str, *, plan: dict | None 
                  progress=lambda v: report("cement", min(1.0, v / target)))
     cement = inj.cement_mask
     clock += inj.time_s
-    h_after = model.heights()
+    th = time.perf_counter()
+    h_after = h_defl if technique == "kyphoplasty" else h0      # cement does not move the endplate (limits)
+    t_heights += time.perf_counter() - th
     snaps["cement"] = _snapshot(model, mid_i, mid_k, cement=inj.fill, cavity=cavity if cavity is not None
                                 else np.zeros(model.shape, bool))
     steps.append(Step(name="cement injection", time_s=clock, pressure_kpa=round(inj.max_pressure_kpa, 3),
@@ -388,6 +406,7 @@ def simulate(ct: Volume, labels: Volume, level: int | str, *, plan: dict | None 
         Volume(np.zeros(ct.shape, np.uint8), ct.affine, is_label=True, source_axcodes=ct.source_axcodes)
     cem_vol = to_input_grid(cement, model.affine, ct)
     timings["set"] = time.perf_counter() - t5
+    timings["heights (assess)"] = t_heights
     timings["total"] = time.perf_counter() - t0
     fr = model.fracture
     result = SimulationResult(
