@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 
 PSI = 6.894757
+CT_LEAK_ML = 0.005      # CT-detectable extravasation [U]
+FLUORO_LEAK_ML = 0.05   # visible on fluoroscopy/radiographs [U] (= the simulation's stop threshold)
 
 
 def cohort(n: int):
@@ -111,6 +113,23 @@ def summarise(rows):
                              float(np.max([k["cement_ml"] for k in vp]))]}
     s["fill_fraction"] = {"kp_median": float(np.median([k["fill"] for k in kp])),
                           "vp_median": float(np.median([k["fill"] for k in vp]))}
+    def leaked(k, thr):
+        return sum(lk["volume_ml"] for lk in k["leaks"]) >= thr
+
+    for name, thr in (("ct", CT_LEAK_ML), ("fluoro", FLUORO_LEAK_ML)):
+        s[f"leak_rate_{name}"] = {"threshold_ml": thr, "kp": rate(leaked(k, thr) for k in kp),
+                                  "vp": rate(leaked(k, thr) for k in vp)}
+        for v in ("low", "medium", "high"):
+            s[f"leak_rate_{name}"][f"viscosity_{v}"] = rate(leaked(r[t], thr) for r in rows if r["case"]["viscosity"] == v
+                                                            for t in ("kyphoplasty", "vertebroplasty"))
+        s[f"leak_rate_{name}"]["cleft"] = rate(leaked(r[t], thr) for r in rows if r["case"]["cleft"]
+                                               for t in ("kyphoplasty", "vertebroplasty"))
+        s[f"leak_rate_{name}"]["no_cleft"] = rate(leaked(r[t], thr) for r in rows if not r["case"]["cleft"]
+                                                  for t in ("kyphoplasty", "vertebroplasty"))
+        s[f"leak_rate_{name}"]["acute"] = rate(leaked(r[t], thr) for r in rows if r["case"]["age"] == "acute"
+                                               for t in ("kyphoplasty", "vertebroplasty"))
+        s[f"leak_rate_{name}"]["chronic"] = rate(leaked(r[t], thr) for r in rows if r["case"]["age"] == "chronic"
+                                                 for t in ("kyphoplasty", "vertebroplasty"))
     s["leak_rate"] = {"kp": rate(k["leak"] for k in kp), "vp": rate(k["leak"] for k in vp)}
     for v in ("low", "medium", "high"):
         s["leak_rate"][f"viscosity_{v}"] = rate(r[t]["leak"] for r in rows if r["case"]["viscosity"] == v
@@ -198,7 +217,14 @@ def main() -> None:
     ap.add_argument("--refine", action="store_true")
     ap.add_argument("--real", action="store_true")
     ap.add_argument("--skip-cohort", action="store_true")
+    ap.add_argument("--resummarise", type=Path, help="recompute the summary of a saved report")
     a = ap.parse_args()
+    if a.resummarise:
+        rep = json.loads(a.resummarise.read_text())
+        rep["summary"] = summarise(rep["cases"])
+        print(json.dumps(rep["summary"], indent=1))
+        a.resummarise.write_text(json.dumps(rep, indent=1, default=str))
+        return
     report = {"resolution_mm": a.resolution}
     if not a.skip_cohort:
         rows = []
