@@ -242,6 +242,24 @@ def test_fine_voxelisation_matches_truth_heights():
     assert np.linalg.norm(c - np.asarray(lv["centroid_mm"])) < 0.3
 
 
+@pytest.mark.parametrize("age", ["acute", "chronic"])
+def test_cleft_and_fracture_density(age):
+    """A gas cleft is drawn inside the body (label kept), fracture bands raise the mean vBMD,
+    acute fractures interrupt the cortex and chronic ones do not."""
+    spec = PhantomSpec(levels="L1", fractures=[f"L1:crush:2:{age}:cleft"], spacing_mm=1.0, seed=4,
+                       soft_tissue=False, margin_mm=2, noise_hu=0)
+    ph = make_phantom(spec)
+    lv = ph.truth["levels"][0]
+    gas = (ph.ct.data < -300) & (ph.labels.data == lv["label"])
+    assert gas.sum() > 30
+    assert np.all(np.isin(ph.subregions.data[gas], (SUBREGION_IDS["vertebral_body"], SUBREGION_IDS["basivertebral_foramen"])))
+    assert lv["vbmd_mg_cm3"] > lv["vbmd_baseline_mg_cm3"] + 3
+    s = ph.shapes[0]
+    g = np.stack(np.meshgrid(np.linspace(-15, 15, 31), np.linspace(-15, 15, 31), np.linspace(-12, 12, 49),
+                             indexing="ij"), -1).reshape(-1, 3)
+    assert (s.cortical_breaks(g).sum() > 0) == (age == "acute")
+
+
 def test_size_variability_is_seeded_and_off_by_default():
     from kyphosim.anatomy.phantom.measure import measure_body
     hp = {}
