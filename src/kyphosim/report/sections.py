@@ -158,21 +158,23 @@ def simulation_section(results: Mapping[str, Mapping[str, Any]], figures: Iterab
 
 
 def strength_section(st: Mapping[str, Any], figures: Iterable[Path] = ()) -> Section:
+    """From a ``kyphosim.strength-comparison/1`` dict (or a single ``kyphosim.strength/1`` result)."""
     s = Section("Strength: voxel finite elements", "strength")
-    cases = st.get("cases") if isinstance(st.get("cases"), (dict, list)) else None
-    if cases:
-        items = cases.items() if isinstance(cases, dict) else [(c.get("name"), c) for c in cases]
-        rows = [[name, fmt(c.get("stiffness_n_per_mm"), 0), fmt(c.get("failure_load_n"), 0),
-                 fmt(c.get("elements")), fmt((c.get("solver") or {}).get("iterations"))] for name, c in items]
-        s.table(["model", "stiffness N/mm", "failure load N", "elements", "CG iterations"], rows)
-    else:
-        s.table(["stiffness N/mm", "failure load N", "material law", "elements"],
-                [[fmt(st.get("stiffness_n_per_mm"), 0), fmt(st.get("failure_load_n"), 0), st.get("material_law"),
-                  fmt(st.get("elements"))]])
-    for key in ("change", "changes", "comparison"):
-        if isinstance(st.get(key), dict):
-            s.table(["quantity", "value"], [[k.replace("_", " "), fmt(v)] for k, v in st[key].items()
-                                            if not isinstance(v, (dict, list))])
+    states = st.get("states") if isinstance(st.get("states"), dict) else {"as imaged": st}
+    rows = [[name, fmt(c.get("stiffness_n_per_mm"), 0), fmt(c.get("failure_load_n"), 0),
+             fmt(c.get("reaction_force_n"), 0), fmt(c.get("elements")), c.get("material_law") or "—",
+             fmt((c.get("solver") or {}).get("iterations"))] for name, c in states.items()]
+    s.table(["state", "stiffness N/mm", "failure load N", "reaction force N", "elements", "law", "iterations"],
+            rows, "Uniaxial compression between PMMA end caps; criterion and laws in docs/mechanics.md.")
+    changes = st.get("changes") or {}
+    crow = []
+    for name, ch in changes.items():
+        if isinstance(ch, dict):
+            crow.append([name.replace("_", " "), fmt(ch.get("stiffness_percent")), fmt(ch.get("failure_load_percent"))])
+    if crow:
+        s.table(["comparison", "stiffness change %", "failure load change %"], crow)
+    for n in st.get("notes") or []:
+        s.text(str(n))
     for path, png in png_files(figures):
         s.figure(png, _caption(path), width_frac=0.49)
     return s

@@ -187,8 +187,8 @@ def _run_stages(runner: StageRunner, ct: Volume, labels: Volume, subregions: Vol
             runner.skip("strength", "strength switched off")
         else:
             ctx["strength"] = runner.run(
-                "strength", lambda: steps.strength(ct, labels, treated[0], ctx.get("simulation"), opts,
-                                                   out / "strength", outputs))
+                "strength", lambda: steps.strength(ct, labels, treated[0], ctx.get("simulation"), assessment,
+                                                   opts, out / "strength", outputs))
 
     date = opts.procedure_date or getattr(clinical, "procedure_date", None) or dt.date.today().isoformat()
     if treated:

@@ -11,7 +11,7 @@ from typing import Any
 
 from kyphosim.fileio import write_json
 from kyphosim.imaging import Volume
-from kyphosim.imaging.labels import vertebra_id
+from kyphosim.imaging.labels import vertebra_id, vertebra_name
 
 __all__ = ["assess", "decide", "plan", "simulate", "strength", "care", "report"]
 
@@ -68,19 +68,51 @@ def simulate(ct: Volume, labels: Volume, subregions: Volume | None, level: str, 
     return results
 
 
-def strength(ct: Volume, labels: Volume, level: str, simulation: dict | None, opts, out: Path, outputs: dict) -> dict:
+def strength(ct: Volume, labels: Volume, level: str, simulation: dict | None, assessment: dict | None, opts,
+             out: Path, outputs: dict) -> dict:
+    """Intact / fractured / augmented voxel-FE strength of the treated level.
+
+    Intact: the pre-fracture scan when given (the demo's unfractured phantom), otherwise the nearest
+    adjacent level graded normal in the assessment (a proxy, stated in the notes).
+    """
     from kyphosim.mechanics import compare_augmentation
+    from kyphosim.mechanics.maps import write_maps
 
     cement = None
     if simulation and "kyphoplasty" in simulation:
-        raw = simulation["kyphoplasty"]["raw"]
-        cement = getattr(raw, "cement_mask", None)
-    intact = opts.intact
-    res = compare_augmentation(ct, labels, vertebra_id(level), cement_mask=cement,
-                               intact=intact, resolution_mm=opts.strength_resolution_mm, out_dir=out)
-    d = _dump(res)
+        cement = getattr(simulation["kyphoplasty"]["raw"], "cement_mask", None)
+    kwargs: dict[str, Any] = dict(density="hu", resample_mm=opts.strength_resolution_mm)
+    if opts.intact is not None:
+        kwargs.update(intact_image=opts.intact[0], intact_labels=opts.intact[1])
+    elif assessment:
+        normal = _adjacent_normal_level(level, assessment)
+        if normal:
+            kwargs["intact_level"] = normal
+    comp = compare_augmentation(ct, labels, cement, level=level, **kwargs)
+    for name, res in comp.states.items():
+        paths = write_maps(res, out, prefix=f"{name}_")
+        outputs.update({f"strength_{name}_{k}": str(v) for k, v in paths.items()})
+    d = comp.to_dict()
+    for st in d.get("states", {}).values():
+        st.pop("fields", None)
     outputs["strength"] = str(write_json(out / "strength.json", d))
     return d
+
+
+def _adjacent_normal_level(level: str, assessment: dict) -> str | None:
+    """The closest level to ``level`` graded Genant 0 (above first, then below)."""
+    from kyphosim.imaging.labels import craniocaudal_order
+
+    graded = {lv["name"]: lv.get("genant_grade") for lv in assessment.get("levels", [])}
+    order = [vertebra_name(i) for i in craniocaudal_order(vertebra_id(n) for n in graded)]
+    if level not in order:
+        return None
+    i = order.index(level)
+    for d in (1, 2):
+        for j in (i - d, i + d):
+            if 0 <= j < len(order) and graded.get(order[j]) == 0:
+                return order[j]
+    return None
 
 
 def care(date: str, levels: list[str], clinical: Any, assessment: dict | None, technique: str, out: Path,
