@@ -202,11 +202,13 @@ def segment_spine(ct: Volume, *, backend: str = "auto", anchor: tuple[str, float
     from kyphosim.segment.subregions import make_subregions
 
     nseg = len(wk.segments)
-    sacrum = detect_sacrum(wk, lab_w)
-    ribs, rib_conf = detect_ribs(wk, lab_w)
-    # vertebra list cranial → caudal (segments are caudal → cranial along the axis)
-    vert_seg = [i for i in range(nseg) if not (sacrum is not None and i == sacrum)]
-    order = vert_seg[::-1]
+    sac = detect_sacrum(wk)
+    sacrum = sac.index
+    first_vert = 0 if sacrum is None else sacrum + 1
+    rib = detect_ribs(wk, first_vertebra=first_vert)
+    # vertebra list cranial → caudal (segments are caudal → cranial along the axis); segments below
+    # the sacrum (coccyx, pelvis, femoral heads reached by the axis) are not vertebrae
+    order = list(range(first_vert, nseg))[::-1]
     z_mm = []
     cents = []
     for i in order:
@@ -215,8 +217,9 @@ def segment_spine(ct: Volume, *, backend: str = "auto", anchor: tuple[str, float
         c = wk.ct.voxel_to_world(mid)
         cents.append(c)
         z_mm.append(float(c[2]))
-    marks = Landmarks(sacrum_below=sacrum is not None, sacrum_confidence=0.9 if sacrum is not None else 0.0,
-                      rib_bearing=tuple(bool(ribs[i]) for i in order), rib_confidence=rib_conf)
+    marks = Landmarks(sacrum_below=sacrum is not None, sacrum_confidence=sac.confidence,
+                      rib_bearing=tuple(rib.lowest is not None and i == rib.lowest for i in order),
+                      rib_confidence=rib.confidence)
     labels, ambiguous, method = assign_labels(len(order), marks, z_mm=z_mm, anchor=anchor,
                                               first_label=first_label)
     lut = np.zeros(nseg + 1, np.uint8)
@@ -226,7 +229,8 @@ def segment_spine(ct: Volume, *, backend: str = "auto", anchor: tuple[str, float
         lut[i + 1] = ll.label
         levels.append({"label": ll.label, "name": ll.name, "confidence": ll.confidence, "flags": ll.flags,
                        "centroid_mm": [round(float(v), 2) for v in c], "height_mm": round(s.height_mm, 1),
-                       "fully_in_view": not (s.cut_lo or s.cut_hi)})
+                       "fully_in_view": not (s.cut_lo or s.cut_hi), "rib_sides": int(rib.sides[i]),
+                       "section_width_mm": round(float(sac.widths_mm[i]), 1)})
     if sacrum is not None:
         lut[sacrum + 1] = SACRUM_ID
     vert_w = lut[lab_w]
@@ -247,7 +251,7 @@ def segment_spine(ct: Volume, *, backend: str = "auto", anchor: tuple[str, float
                      source_axcodes=ct.source_axcodes, meta={"source": "kyphosim.segment"}).reorient(ct.axcodes)
     timings["total"] = time.perf_counter() - t0
     return SegmentationResult(labels=lab_vol, subregions=sub_vol, levels=levels, ambiguous=ambiguous,
-                              method=method, sacrum_found=sacrum is not None, ribs_found=bool(any(ribs)),
+                              method=method, sacrum_found=sacrum is not None, ribs_found=rib.lowest is not None,
                               timings_s={k: round(v, 3) for k, v in timings.items()})
 
 
