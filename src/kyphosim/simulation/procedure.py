@@ -173,25 +173,28 @@ def default_trajectories(model: VertebraModel, approach: str) -> list[dict]:
     return out
 
 
-def _auto_plan(ct: Volume, labels: Volume, level: int, technique: str, approach: str, subregions) -> list[dict] | None:
+def _auto_plan(ct: Volume, labels: Volume, level: int, technique: str, approach: str, subregions,
+               params: SimParams) -> tuple[list[dict] | None, str]:
+    """Trajectories from ``kyphosim.planning.plan_procedure`` (None when planning is unavailable or
+    finds the level infeasible), and a note."""
     try:
-        from kyphosim.planning import plan_procedure  # type: ignore[attr-defined]
+        from kyphosim.planning.api import plan_procedure
     except Exception:
-        return None
-    try:
-        plan = plan_procedure(ct, labels, [level], technique=technique, approach=approach, subregions=subregions)
-    except TypeError:
         try:
-            plan = plan_procedure(ct, labels, [level])
+            from kyphosim.planning import plan_procedure  # type: ignore[attr-defined,no-redef]
         except Exception:
-            return None
-    except Exception:
-        return None
-    d = plan.model_dump(mode="json") if hasattr(plan, "model_dump") else plan
+            return None, "planning not available"
+    gauge = params.kp_gauge if technique == "kyphoplasty" else params.vp_gauge
     try:
-        return trajectories_from_plan(d, level)
-    except InputError:
-        return None
+        plan = plan_procedure(ct, labels, [level], approach=approach, gauge=gauge, subregions=subregions)
+    except Exception as exc:  # noqa: BLE001 - reported, then the model's own trajectories are used
+        return None, f"planning failed ({type(exc).__name__}: {str(exc)[:80]})"
+    d = plan.to_json_dict() if hasattr(plan, "to_json_dict") else (
+        plan.model_dump(mode="json") if hasattr(plan, "model_dump") else plan)
+    try:
+        return trajectories_from_plan(d, level), "trajectories from kyphosim.planning"
+    except InputError as exc:
+        return None, f"planning gave no trajectory ({exc})"
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -272,12 +275,11 @@ def simulate(ct: Volume, labels: Volume, level: int | str, *, plan: dict | None 
         trs = trajectories_from_plan(plan, lid)
         notes.append("trajectories from the given plan")
     else:
-        trs = _auto_plan(ct, labels, lid, technique, approach, subregions)
-        if trs:
-            notes.append("trajectories from kyphosim.planning")
-        else:
+        trs, why = _auto_plan(ct, labels, lid, technique, approach, subregions, params)
+        notes.append(why)
+        if not trs:
             trs = default_trajectories(model, approach)
-            notes.append("trajectories from the model's pedicles (planning not available)")
+            notes.append("trajectories from the model's pedicles")
     if approach == "unipedicular" and len(trs) > 1:
         trs = trs[:1]
     L = float(balloon_length_mm)
