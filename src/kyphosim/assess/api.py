@@ -221,7 +221,8 @@ def assess_spine_detailed(ct: Optional[Volume], labels: Volume, *, subregions: O
             expected_posterior_height_mm=_round(None if gr.deficit_posterior is None or m.posterior_mm is None
                                                 else m.posterior_mm / (1 - gr.deficit_posterior)),
             height_loss_pct=_round(gr.height_loss_pct, 1), genant_grade=gr.grade, genant_type=gr.type,
-            wedge_angle_deg=_round(m.wedge_angle_deg), local_kyphosis_deg=_round(lk),
+            wedge_angle_deg=None if "cut_by_fov" in g.flags else _round(m.wedge_angle_deg),
+            local_kyphosis_deg=_round(lk),
             trabecular_hu=_round(hu.get(lid), 1), vbmd_mg_cm3=_round(vb, 1),
             posterior_wall_bulge_mm=_round(bulge), body_depth_mm=_round(g.depth_mm),
             body_width_mm=_round(g.width_mm), centroid_mm=[_round(v) for v in g.frame.origin_mm],

@@ -51,8 +51,8 @@ NORMAL_HP_MM: dict[str, float] = {
 #: height-loss thresholds (%): grade 1 from 20, grade 2 from 25, grade 3 above 40
 GRADE_THRESHOLDS_PCT = (20.0, 25.0, 40.0)
 #: the posterior height must fall this far below its neighbour-based expectation to call a crush
-#: (well beyond the ~5–8 % level-to-level variation of normal posterior heights)
-CRUSH_MIN_POSTERIOR_LOSS = 0.15
+#: (about 2.5 SD of the ~5 % level-to-level variation of normal posterior heights)
+CRUSH_MIN_POSTERIOR_LOSS = 0.12
 #: height resolution (mm, half the voxel along SI) from which mild (grade 1) calls need a margin
 COARSE_UNCERTAINTY_MM = 1.25
 #: own posterior height above the neighbour-based expectation by more than this is capped as reference
@@ -154,6 +154,15 @@ def grade_spine(levels: list[tuple[int, tuple[float | None, float | None, float 
             vals.append(H[order[j]][2] * NORMAL_HP_MM[name] / NORMAL_HP_MM[nj])
         hp_exp = float(np.average(vals, weights=w)) if vals else None
         dp = None if (hp_exp is None or p is None) else 1.0 - p / hp_exp
+        if p is None and a is not None and m is not None and hp_exp is not None:
+            # posterior height cut (field of view): judge Ha and Hm against the neighbours' prediction
+            hmin = min(a, m)
+            loss = max(0.0, 100.0 * (1.0 - hmin / hp_exp))
+            grade = genant_grade_from_loss(loss)
+            gtype = "normal" if grade == 0 else ("wedge" if a <= m else "biconcave")
+            out[lid] = GenantResult(grade, gtype, float(loss), float(hp_exp), da, dm, None, refs,
+                                    ["posterior_height_from_neighbours"])
+            continue
         if p is None or a is None or m is None:
             out[lid] = GenantResult(None, None, None, hp_exp, da, dm, dp, refs, ["heights_unavailable"])
             continue
