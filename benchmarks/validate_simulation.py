@@ -232,6 +232,8 @@ def main() -> None:
             r = run_case(c, a.resolution)
             r["case"] = c
             rows.append(r)
+            a.out.write_text(json.dumps({"resolution_mm": a.resolution, "partial": True, "cases": rows},
+                                        default=str))
             k, v = r["kyphoplasty"], r["vertebroplasty"]
             print(f"{c['id']} bmd {c['bmd']:.0f} {c['type']}{c['grade']} {c['age']:<7} cleft={int(c['cleft'])} "
                   f"{c['viscosity']:<6} | KP bal {[b['vol'] for b in k['balloons']]} mL "

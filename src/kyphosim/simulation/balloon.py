@@ -42,6 +42,10 @@ for _t in (Tissue.TRABECULAR, Tissue.CORTEX, Tissue.ENDPLATE_SUP, Tissue.ENDPLAT
            Tissue.ENDPLATE_BREAK, Tissue.GAP, Tissue.POSTERIOR):
     _ENTERABLE[int(_t)] = True
 _RECEIVES = _ENTERABLE.copy()          # bone voxels that can take compacted mass
+# exits (vein foramina, cortical cracks, endplate breaks) are not opened by the balloon: it presses
+# crushed bone into them instead, which seals them (``seal_exits``)
+for _t in (Tissue.BASIVERTEBRAL, Tissue.SEGMENTAL_EXIT, Tissue.CORTICAL_DEFECT, Tissue.ENDPLATE_BREAK):
+    _ENTERABLE[int(_t)] = False
 _SIDE_WALL = np.zeros(256, bool)
 for _t in (Tissue.CORTEX, Tissue.SEGMENTAL_EXIT, Tissue.CORTICAL_DEFECT, Tissue.BASIVERTEBRAL):
     _SIDE_WALL[int(_t)] = True
@@ -363,6 +367,7 @@ def inflate(model: VertebraModel, accesses: list[Access], devices: list[BalloonD
             progress(sum(r.volume_ml for r in runs))
         if step > 100000:  # pragma: no cover - safety
             break
+    sealed = seal_exits(model, comp.rho0, comp.kappa_rho, params)
     mass1 = float(model.rho.sum())
     vv = model.voxel_volume_ml
     return InflationResult(balloons=runs, occ=occ, mass_before_mg=mass0 * vv, mass_after_mg=mass1 * vv,
@@ -397,6 +402,18 @@ def _enclosed(model: VertebraModel, occ: np.ndarray, run: BalloonRun, envbox) ->
     flat = np.ravel_multi_index(loc.T, model.shape)
     occ.ravel()[flat] = run.index + 1
     return flat
+
+
+def seal_exits(model: VertebraModel, rho0: np.ndarray, kappa_rho: float, params: SimParams) -> int:
+    """Exit voxels (B/S/C/D) into which the balloon pressed compacted bone (density risen by at least
+    half the compaction limit) are sealed: they become compacted trabecular bone, whose density sets
+    their (low) permeability. Returns the number of sealed voxels."""
+    t = model.tissue
+    ex = np.isin(t, [int(Tissue.BASIVERTEBRAL), int(Tissue.SEGMENTAL_EXIT), int(Tissue.CORTICAL_DEFECT),
+                     int(Tissue.ENDPLATE_BREAK)])
+    s = ex & (model.rho - rho0 >= params.seal_fraction * kappa_rho)
+    t[s] = Tissue.TRABECULAR
+    return int(s.sum())
 
 
 def _kth(res: np.ndarray, k: int) -> float:

@@ -107,6 +107,7 @@ class SimParams:
     inflation_rate_ml_min: float = 0.5    # slow incremental inflation [U]
     continuum_mm: float = 1.0             # Gaussian scale of the apparent (continuum) density [U]
     compaction_ratio: float = 3.0         # compacted shell density / trabecular density [U]
+    seal_fraction: float = 0.5            # exit sealed when compacted mass ≥ this × compaction limit [U]
     snowplough_max_mm: float = 6.0        # farthest a compacted layer is pushed before it counts as solid
     contact_reach_mm: float = 2.0         # bone layer through which the balloon bears on the fragment [U]
     stop_on_cortex_contact_mm2: float = 40.0  # stop a balloon touching the anterior/lateral wall over this area [U]
