@@ -99,3 +99,94 @@ def test_phantom_without_landmarks_is_ambiguous_and_anchor_fixes_names():
     for v in full:
         a, b = res.labels.data == v, ph.labels.data == v
         assert 2 * (a & b).sum() / (a.sum() + b.sum()) > 0.5
+
+
+def test_doublet_finds_dip_between_two_peaks_only():
+    from kyphosim.segment.split import doublet
+
+    p = np.zeros(60)
+    p[20], p[26] = 1.0, 1.0          # two endplates 6 mm apart around a disc at 23
+    p[40] = 1.0                      # a lone bright line (no disc)
+    d = doublet(p, 1.0, reach_mm=8.0)
+    assert np.argmax(d) in (21, 22, 23, 24, 25) and d[23] == 1.0
+    assert d[45] == 0.0 and d[10] == 0.0
+
+
+def _fake_totalsegmentator(root, monkeypatch, with_weights: bool):
+    """A stand-in ``totalsegmentator`` package (no network, no real weights) and its home folder."""
+    pkg = root / "fakepkg" / "totalsegmentator"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "map_to_binary.py").write_text(
+        "class_map = {'total': {1: 'spleen', 27: 'vertebrae_L5', 28: 'vertebrae_L4', 25: 'sacrum'}}\n")
+    (pkg / "python_api.py").write_text(
+        "import nibabel as nib, numpy as np\n"
+        "CALLS = []\n"
+        "def totalsegmentator(input, output, ml=False, task='total', roi_subset=None, fast=False, quiet=False):\n"
+        "    CALLS.append(dict(ml=ml, task=task, roi_subset=roi_subset, fast=fast))\n"
+        "    img = nib.load(input)\n"
+        "    d = np.zeros(img.shape, np.uint8)\n"
+        "    d[:, :, :3] = 25; d[:, :, 3:6] = 27; d[:, :, 6:9] = 28; d[0, 0, 9] = 1\n"
+        "    nib.save(nib.Nifti1Image(d, img.affine), output)\n")
+    monkeypatch.syspath_prepend(str(root / "fakepkg"))
+    home = root / "tshome"
+    if with_weights:
+        w = home / "nnunet" / "results" / "Dataset292_TotalSegmentator_part2_vertebrae_1532subj" / "fold_0"
+        w.mkdir(parents=True)
+        (w / "checkpoint_final.pth").write_bytes(b"not real weights")
+    monkeypatch.setenv("TOTALSEG_HOME_DIR", str(home))
+    monkeypatch.delenv("TOTALSEG_WEIGHTS_PATH", raising=False)
+
+
+def test_totalsegmentator_backend_needs_weights_on_disk(tmp_path, monkeypatch):
+    from kyphosim.segment.backends import resolve_backend, totalsegmentator_available
+
+    _fake_totalsegmentator(tmp_path, monkeypatch, with_weights=False)
+    assert not totalsegmentator_available()
+    assert resolve_backend("auto") == "classic"
+    with pytest.raises(InputError):
+        resolve_backend("totalsegmentator")
+
+
+def test_totalsegmentator_backend_maps_names_to_verse(tmp_path, monkeypatch):
+    import sys
+
+    from kyphosim.imaging.volume import Volume
+    from kyphosim.segment import segment_spine
+    from kyphosim.segment.backends import resolve_backend
+
+    _fake_totalsegmentator(tmp_path, monkeypatch, with_weights=True)
+    assert resolve_backend("auto") == "totalsegmentator"
+    aff = np.diag([-1.0, -1.0, 2.0, 1.0])           # LPS input: the output must stay on its grid
+    ct = Volume(np.zeros((4, 5, 10), np.int16), aff)
+    res = segment_spine(ct, backend="auto")
+    assert res.backend == "totalsegmentator" and res.labels.same_grid(ct)
+    d = res.labels.data
+    assert (d[:, :, :3] == 26).all() and (d[:, :, 3:6] == 24).all() and (d[:, :, 6:9] == 23).all()
+    assert d[0, 0, 9] == 0                           # organs are not vertebrae
+    assert [lv["name"] for lv in res.levels] == ["L4", "L5"]
+    calls = sys.modules["totalsegmentator.python_api"].CALLS
+    assert calls[-1]["ml"] and "vertebrae_L5" in calls[-1]["roi_subset"] and not calls[-1]["fast"]
+    for m in [m for m in sys.modules if m.startswith("totalsegmentator")]:
+        del sys.modules[m]
+
+
+@pytest.mark.realdata
+def test_landmarks_label_the_totalsegmentator_example(shared_data):
+    """Sacrum and ribs in view: confident, correct labels (the reference masks are used to score)."""
+    from kyphosim.imaging.io import load_ct, load_labels
+    from kyphosim.segment import segment_spine
+
+    d = shared_data / "totalsegmentator_example"
+    ct = load_ct(d / "example_ct.nii.gz")
+    ref = load_labels(d / "example_seg_v1", reference=ct).data
+    res = segment_spine(ct, backend="classic")
+    assert res.sacrum_found and not res.ambiguous
+    ours = res.labels.data
+    for vid in (20, 21, 22, 23, 24):
+        rm = ref == vid
+        cand = np.bincount(ours[rm].ravel(), minlength=30)
+        cand[0] = 0
+        assert int(np.argmax(cand)) == vid
+        om = ours == vid
+        assert 2 * (om & rm).sum() / (om.sum() + rm.sum()) > 0.5

@@ -11,7 +11,8 @@ import typer
 def assess_command(
     ct: Optional[Path] = typer.Argument(None, help="CT image (NIfTI file or DICOM series directory); "
                                                    "omit for morphometry from the labels only"),
-    labels: Path = typer.Option(..., "--labels", help="Vertebra label map (VerSe or TotalSegmentator)"),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="Vertebra label map (VerSe or TotalSegmentator); "
+                                          "omit to segment the CT first (kyphosim segment)"),
     subregions: Optional[Path] = typer.Option(None, "--subregions",
                                               help="Sub-region map (kyphosim ids or TPTBox 41–50)"),
     resample_labels: bool = typer.Option(False, "--resample-labels",
@@ -29,7 +30,18 @@ def assess_command(
     from kyphosim.imaging.io import load_ct, load_image, load_labels
 
     vol = load_ct(ct) if ct is not None else None
-    lab = load_labels(labels, reference=vol, resample=resample_labels)
+    if labels is None:
+        if vol is None:
+            raise InputError("give a CT (it is then segmented automatically) or --labels")
+        from kyphosim.segment import segment_spine
+
+        seg = segment_spine(vol)
+        lab = seg.labels
+        if seg.ambiguous:
+            typer.echo("kyphosim: warning: automatic vertebra labels are ambiguous (no landmark in view); "
+                       "check them or pass --labels", err=True)
+    else:
+        lab = load_labels(labels, reference=vol, resample=resample_labels)
     sub = None
     if subregions is not None:
         sub = load_image(subregions)
@@ -45,7 +57,7 @@ def assess_command(
         result, geos, lab_used = assess_spine_detailed(
             vol, lab, subregions=sub, resample_labels=resample_labels,
             progress=lambda name: prog.update(task, description=name))
-    result.inputs.update({"ct": str(ct) if ct else None, "labels": str(labels),
+    result.inputs.update({"ct": str(ct) if ct else None, "labels": str(labels) if labels else "kyphosim.segment",
                           "subregions": str(subregions) if subregions else None})
     write_json(out / "assessment.json", result.to_json_dict())
     written = ["assessment.json"]
