@@ -161,3 +161,20 @@ def test_verse_mask_only_grades(shared_data):
     assert all(grades[n] == 0 for n in ("L2", "L3", "L4", "L5"))
     # lumbar lordosis: measured in each body's frame, L5 normal despite its wedge shape
     assert res.spine.regional_kyphosis_deg < -20
+
+
+@pytest.mark.realdata
+def test_tptbox_subregions_are_mapped(shared_data):
+    from kyphosim.imaging.io import load_ct, load_image, load_labels
+
+    d = shared_data / "tptbox_l3"
+    ct = load_ct(d / "sub-ct_label-22_ct.nii.gz")
+    lab = load_labels(d / "sub-ct_seg-vert_label-22_msk.nii.gz", reference=ct)
+    sub = load_image(d / "sub-ct_seg-subreg_label-22_msk.nii.gz")       # TPTBox ids 41–50
+    res = assess_spine(ct, lab, subregions=sub)
+    l3 = res.level("L3")
+    assert l3.body_source == "subregions" and l3.genant_grade == 0
+    geo = assess_spine(ct, lab).level("L3")                             # geometric isolation agrees
+    assert abs(geo.height_posterior_mm - l3.height_posterior_mm) < 1.0
+    # L2 and L4 are cut by the crop: flagged, not graded from a partial body
+    assert "cut_by_fov" in res.level("L2").flags and res.level("L2").genant_grade is None
