@@ -139,13 +139,22 @@ def simulation_section(results: Mapping[str, Mapping[str, Any]], figures: Iterab
         leaks = cem.get("leaks") or []
         balloons = r.get("balloons") or []
         pmax = max((b.get("max_pressure_kpa") or 0 for b in balloons), default=None)
-        rows.append([tech, fmt((h.get("before") or {}).get("anterior")), fmt((h.get("after") or {}).get("anterior")),
+        rows.append([tech, fmt((h.get("before") or {}).get("anterior_mm")), fmt((h.get("after") or {}).get("anterior_mm")),
                      fmt(r.get("height_restoration_pct")), fmt(r.get("kyphotic_angle_change_deg")),
                      fmt(pmax / 6.895 if pmax else None, 0), fmt(r.get("cavity_volume_ml")), fmt(cem.get("volume_ml")),
                      fmt((cem.get("fill_fraction") or 0) * 100 if cem.get("fill_fraction") is not None else None),
                      "; ".join(f"{lk.get('type')} {lk.get('volume_ml', 0):.2f} mL" for lk in leaks) or "none"])
     s.table(["technique", "Ha before mm", "Ha after mm", "height restored %", "kyphosis change °", "max pressure psi",
              "cavity mL", "cement mL", "fill %", "leaks"], rows)
+    hrows = []
+    for tech, r in results.items():
+        for stage in ("before", "inflated", "after"):
+            hh = (r.get("heights") or {}).get(stage) or {}
+            hrows.append([tech, stage, fmt(hh.get("anterior_mm")), fmt(hh.get("middle_mm")),
+                          fmt(hh.get("posterior_mm")), fmt(hh.get("wedge_angle_deg"))])
+    if hrows:
+        s.table(["technique", "stage", "Ha mm", "Hm mm", "Hp mm", "wedge °"], hrows,
+                "Heights re-measured with the assessment's own code at each stage.")
     for tech, r in results.items():
         steps = r.get("steps") or []
         if steps:
@@ -162,7 +171,7 @@ def strength_section(st: Mapping[str, Any], figures: Iterable[Path] = ()) -> Sec
     s = Section("Strength: voxel finite elements", "strength")
     states = st.get("states") if isinstance(st.get("states"), dict) else {"as imaged": st}
     rows = [[name, fmt(c.get("stiffness_n_per_mm"), 0), fmt(c.get("failure_load_n"), 0),
-             fmt(c.get("reaction_force_n"), 0), fmt(c.get("elements")), c.get("material_law") or "—",
+             fmt(c.get("reaction_force_n"), 0), fmt(c.get("elements")), _law_name(c.get("material_law")),
              fmt((c.get("solver") or {}).get("iterations"))] for name, c in states.items()]
     s.table(["state", "stiffness N/mm", "failure load N", "reaction force N", "elements", "law", "iterations"],
             rows, "Uniaxial compression between PMMA end caps; criterion and laws in docs/mechanics.md.")
@@ -178,6 +187,12 @@ def strength_section(st: Mapping[str, Any], figures: Iterable[Path] = ()) -> Sec
     for path, png in png_files(figures):
         s.figure(png, _caption(path), width_frac=0.49)
     return s
+
+
+def _law_name(law: Any) -> str:
+    if isinstance(law, dict):
+        return str(law.get("name") or "—")
+    return str(law or "—")
 
 
 def care_section(c: Mapping[str, Any]) -> Section:

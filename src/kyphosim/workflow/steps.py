@@ -25,11 +25,19 @@ def _dump(obj: Any) -> dict:
 
 
 def assess(ct: Volume, labels: Volume, subregions: Volume | None, out: Path, outputs: dict) -> dict:
-    from kyphosim.assess import assess_spine
+    """assessment.json, a sagittal figure per level with its heights, and the whole-spine figure."""
+    from kyphosim.assess.api import assess_spine_detailed
+    from kyphosim.assess.figures import level_figure, spine_figure
 
-    result = assess_spine(ct, labels, subregions=subregions)
-    d = _dump(result)
+    result, geos, lab_used = assess_spine_detailed(ct, labels, subregions=subregions)
+    d = result.to_json_dict()
     outputs["assessment"] = str(write_json(out / "assessment.json", d))
+    for lv in result.levels:
+        if lv.label in geos:
+            level_figure(out / f"level_{lv.name}.png", geos[lv.label], lv, ct=ct, labels=lab_used)
+    if geos:
+        outputs["assessment_spine_figure"] = str(spine_figure(out / "spine.png", geos, result, ct=ct,
+                                                              labels=lab_used))
     return d
 
 
@@ -44,27 +52,51 @@ def decide(clinical: Any, assessment: dict | None, out: Path, outputs: dict) -> 
 
 def plan(ct: Volume, labels: Volume, subregions: Volume | None, levels: list[str], opts, out: Path,
          outputs: dict) -> dict:
-    from kyphosim.planning import plan_procedure, write_plan_outputs
+    """plan.json plus AP/lateral fluoroscopy with the cannulas and views through each trajectory."""
+    from kyphosim.planning.api import plan_level, plan_procedure
+    from kyphosim.planning.figures import fluoro_for_plan, save_drr_png, save_trajectory_views
 
-    p = plan_procedure(ct, labels, [vertebra_id(v) for v in levels], approach=opts.approach, gauge=opts.gauge,
-                       subregions=subregions)
-    paths = write_plan_outputs(p, ct, labels, out, subregions=subregions)
-    outputs.update({f"plan_{k}": str(v) for k, v in paths.items() if isinstance(v, (str, Path))})
-    return _dump(p)
+    ids = [vertebra_id(v) for v in levels]
+    p = plan_procedure(ct, labels, ids, approach=opts.approach, gauge=opts.gauge, subregions=subregions)
+    pd = p.to_json_dict()
+    files = []
+    for lv in pd["levels"]:
+        for view in ("ap", "lateral"):
+            drr, trajs = fluoro_for_plan(ct, pd, lv["label"], view, labels=labels)
+            f = out / f"{lv['name']}_{view}.png"
+            save_drr_png(drr, f, trajectories=trajs, title=f"{lv['name']} {view.upper()} — {lv['approach']}")
+            files.append(f.name)
+        if lv["trajectories"]:
+            _, dbg = plan_level(labels, lv["label"], approach=lv["approach"], gauge=opts.gauge, subregions=subregions)
+            for t in lv["trajectories"]:
+                f = out / f"{lv['name']}_{t['side']}_trajectory.png"
+                save_trajectory_views(ct, dbg["raster"], t, f)
+                files.append(f.name)
+    pd["files"] = files
+    outputs["plan"] = str(write_json(out / "plan.json", pd))
+    return pd
 
 
 def simulate(ct: Volume, labels: Volume, subregions: Volume | None, level: str, plan: dict | None, opts, out: Path,
              outputs: dict) -> dict:
+    """Kyphoplasty and vertebroplasty of ``level`` with the same plan; one folder per technique."""
+    from kyphosim.imaging.io import save_volume
     from kyphosim.simulation import simulate as run_simulation
-    from kyphosim.simulation import write_simulation_outputs
+    from kyphosim.simulation.figures import compare_figure, write_figures
 
     results: dict[str, Any] = {}
     for tech in opts.techniques:
         sim = run_simulation(ct, labels, vertebra_id(level), plan=plan, technique=tech,
                              resolution_mm=opts.simulation_resolution_mm, subregions=subregions)
-        paths = write_simulation_outputs(sim, out / tech)
-        outputs.update({f"simulation_{tech}_{k}": str(v) for k, v in paths.items() if isinstance(v, (str, Path))})
-        results[tech] = {"result": _dump(sim.result if hasattr(sim, "result") else sim), "outputs": paths, "raw": sim}
+        d = out / tech
+        outputs[f"simulation_{tech}"] = str(write_json(d / "simulation.json", sim.to_json_dict()))
+        outputs[f"simulation_{tech}_cavity"] = str(save_volume(sim.cavity, d / "cavity.nii.gz"))
+        outputs[f"simulation_{tech}_cement"] = str(save_volume(sim.cement_mask, d / "cement.nii.gz"))
+        write_figures(sim, ct, d)
+        results[tech] = {"result": sim.to_json_dict(), "raw": sim}
+    if "kyphoplasty" in results and "vertebroplasty" in results:
+        compare_figure(results["kyphoplasty"]["raw"], results["vertebroplasty"]["raw"],
+                       out / "kyphoplasty_vs_vertebroplasty.png")
     return results
 
 
