@@ -13,6 +13,16 @@ from kyphosim.mechanics.strength import analyse_model, prepare_model
 pytestmark = pytest.mark.realdata
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    import numba
+
+    old = numba.get_num_threads()
+    numba.set_num_threads(1)
+    yield
+    numba.set_num_threads(old)
+
+
 @pytest.fixture(scope="module")
 def spinefe(shared_data):
     d = shared_data / "spinefe_verse004_L2"
@@ -32,7 +42,7 @@ def test_spinefe_setup_and_solver_accuracy(spinefe):
     assert r.loading["top_nodes"] > 1000 and r.loading["bottom_nodes"] > 1000
     assert r.solver["relative_residual"] <= 1e-6
     assert r.loading["equilibrium_error"] < 1e-3
-    tight = analyse_model(model, displacement_mm=0.2, tol=1e-9, keep_fields=False)
+    tight = analyse_model(model, displacement_mm=0.2, tol=1e-8, keep_fields=False)
     assert abs(r.stiffness_n_per_mm - tight.stiffness_n_per_mm) / tight.stiffness_n_per_mm < 0.005
     # a whole-vertebra axial stiffness in the range reported for lumbar vertebrae (clinical-reference §5, [U])
     assert 3_000 < tight.stiffness_n_per_mm < 30_000

@@ -153,7 +153,7 @@ def body_footprint(bone: np.ndarray, spacing=(1.0, 1.0, 1.0), *, min_height_frac
     if height.max() == 0:
         raise InputError("no bone voxels to place end caps on")
     tall = height >= max(1, min_height_fraction * height.max())
-    tall = ndimage.binary_fill_holes(tall)
+    # no hole filling here: the spinal canal must keep the arch apart from the body
     dist = ndimage.distance_transform_edt(np.pad(tall, 1), sampling=sp)[1:-1, 1:-1]
     centre = np.unravel_index(int(np.argmax(dist)), dist.shape)
     r = opening_fraction * float(dist.max())
@@ -163,7 +163,10 @@ def body_footprint(bone: np.ndarray, spacing=(1.0, 1.0, 1.0), *, min_height_frac
     lab, n = ndimage.label(opened)
     if n == 0 or lab[centre] == 0:
         return tall
-    return ndimage.binary_fill_holes(lab == lab[centre])
+    body = ndimage.binary_fill_holes(lab == lab[centre])
+    # the opening rounds the rim off: give back a 2 mm band of the projection around it
+    grow = ndimage.distance_transform_edt(~body, sampling=sp) <= 2.0
+    return body | (grow & tall)
 
 
 def auto_caps(bone: np.ndarray, *, thickness_vox: int = 3, body: np.ndarray | None = None,

@@ -20,6 +20,7 @@ Dirichlet conditions: ``M`` masks constrained degrees of freedom; the reduced op
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -382,7 +383,10 @@ class _GeometricTwoLevel:
         self.coarse_dofs = int(Ac.shape[0])
         xyz = cnode_ijk * 2.0 * mesh.spacing
         self.ml = _pyamg_hierarchy(Ac, xyz, cfree)
-        self._coarse = self.ml.aspreconditioner(cycle="V")
+        # a W-cycle pays off once the Galerkin coarse level is large (fine models ≳ 0.3 M elements)
+        cycle = os.environ.get("KYPHOSIM_COARSE_CYCLE") or ("W" if self.coarse_dofs > 100_000 else "V")
+        self.coarse_cycle = cycle
+        self._coarse = self.ml.aspreconditioner(cycle=cycle)
 
     def _smooth(self, r: np.ndarray) -> np.ndarray:
         """Chebyshev–Jacobi smoothing of A x = r from x = 0 (degree self.degree)."""

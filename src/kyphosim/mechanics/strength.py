@@ -147,6 +147,63 @@ def _crop_pad(arr: np.ndarray, lo: np.ndarray, hi: np.ndarray, fill=0) -> np.nda
     return out
 
 
+def body_axis(bone: np.ndarray, affine: np.ndarray, *, max_tilt_deg: float = 35.0) -> np.ndarray:
+    """Unit world vector (RAS) of the vertebral body's superior axis: the mean normal of its two endplates.
+
+    Over the body footprint seen along array axis k (:func:`~kyphosim.mechanics.mesh.body_footprint`,
+    eroded by 2 voxels to skip the rim), the most superior and most inferior bone voxel of every column
+    are fitted with least-squares planes (in mm); the axis is the normalised mean of the two plane
+    normals. Returns the array k direction when the fit is unusable or tilts more than ``max_tilt_deg``.
+    """
+    from scipy import ndimage
+
+    from kyphosim.imaging.volume import voxel_sizes
+    from kyphosim.mechanics.mesh import body_footprint
+
+    kdir = affine[:3, 2] / np.linalg.norm(affine[:3, 2])
+    sp = voxel_sizes(affine)
+    foot = ndimage.binary_erosion(body_footprint(bone, sp), iterations=2)
+    body = bone & foot[:, :, None]
+    cols = body.any(axis=2)
+    if cols.sum() < 30:
+        return kdir
+    kk = np.arange(bone.shape[2])[None, None, :]
+    top = np.where(body, kk, -1).max(axis=2)[cols] + 0.5
+    bot = np.where(body, kk, bone.shape[2]).min(axis=2)[cols] - 0.5
+    ij = np.argwhere(cols).astype(float)
+    normals = []
+    for h in (top, bot):
+        pts = np.column_stack([ij[:, 0], ij[:, 1], h]) @ affine[:3, :3].T
+        c = pts.mean(axis=0)
+        _, _, vt = np.linalg.svd(pts - c, full_matrices=False)
+        n = vt[2]
+        normals.append(n if n @ kdir > 0 else -n)
+    ax = normals[0] + normals[1]
+    ax /= np.linalg.norm(ax)
+    if np.degrees(np.arccos(np.clip(ax @ kdir, -1, 1))) > max_tilt_deg:
+        return kdir
+    return ax
+
+
+def _aligned_grid(bone: np.ndarray, affine: np.ndarray, axis: np.ndarray, spacing_mm: float,
+                  margin_mm: tuple[float, float]) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """Affine and shape of a grid whose third axis is ``axis`` and which covers ``bone`` with margins."""
+    z = axis / np.linalg.norm(axis)
+    x = np.array([1.0, 0.0, 0.0]) - z[0] * z
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    R = np.stack([x, y, z], axis=1)
+    pts = np.argwhere(bone) @ affine[:3, :3].T + affine[:3, 3]
+    local = pts @ R
+    lo = local.min(axis=0) - np.array([margin_mm[0], margin_mm[0], margin_mm[1]])
+    hi = local.max(axis=0) + np.array([margin_mm[0], margin_mm[0], margin_mm[1]])
+    shape = tuple(int(np.ceil((h - l) / spacing_mm)) + 1 for l, h in zip(lo, hi))
+    aff = np.eye(4)
+    aff[:3, :3] = R * spacing_mm
+    aff[:3, 3] = R @ lo
+    return aff, shape  # type: ignore[return-value]
+
+
 def _resolve_bone(lab: np.ndarray, level, bone_labels) -> tuple[np.ndarray, str]:
     present = set(np.unique(lab).tolist()) - {0}
     if bone_labels:
@@ -177,7 +234,7 @@ def prepare_model(image: Volume, labels: Volume, *, level: str | int | None = No
                   law: str = "kopperdahl", cement: Volume | None = None,
                   cap_modulus_mpa: float = PMMA_MODULUS_MPA, cement_modulus_mpa: float = PMMA_MODULUS_MPA,
                   cap_thickness_mm: float = 3.0, resample_mm: float | None = None,
-                  body: Volume | None = None) -> ModelInput:
+                  body: Volume | None = None, align: str = "auto") -> ModelInput:
     """Build the voxel model (density, material, modulus) of one vertebra between PMMA caps.
 
     Parameters
@@ -198,6 +255,11 @@ def prepare_model(image: Volume, labels: Volume, *, level: str | int | None = No
         Isotropic element size (mm); default: the image voxels.
     body : Volume, optional
         Vertebral-body mask (e.g. sub-region 1) that defines the auto-cap footprint.
+    align : {'auto', 'body', 'scanner'}
+        Loading axis. 'body': resample onto a grid whose k axis is the vertebral body's axis (principal
+        axis of least spread, see :func:`body_axis`); 'scanner': the canonical S axis (array axis k after
+        ``as_canonical``). 'auto' = 'body' with automatic caps, 'scanner' when caps come from labels
+        (spineFE data are already aligned, array axis k = loading axis).
     """
     warnings: list[str] = []
     if density not in ("calibrated", "hu"):
@@ -226,16 +288,40 @@ def prepare_model(image: Volume, labels: Volume, *, level: str | int | None = No
         z1 = float((m1.sum(axis=(0, 1)) * k).sum() / m1.sum())
         cap_inf, cap_sup = (m0, m1) if z0 < z1 else (m1, m0)
         bone &= ~(cap_inf | cap_sup)
-    cem = None
+    cem_vol = bod_vol = None
     if cement is not None:
         cem_vol = _as_label_volume(cement, image, "cement").as_canonical()
-        cem = np.asarray(cem_vol.data) > 0
-        if not cem.any():
+        if not np.any(cem_vol.data):
             warnings.append("the cement mask is empty")
-            cem = None
-    bod = None
+            cem_vol = None
     if body is not None:
-        bod = np.asarray(_as_label_volume(body, image, "body").as_canonical().data) > 0
+        bod_vol = _as_label_volume(body, image, "body").as_canonical()
+    if align not in ("auto", "body", "scanner"):
+        raise InputError(f"align must be auto, body or scanner, got {align!r}")
+    if align == "auto":
+        align = "scanner" if cap_inf is not None else "body"
+    tilt_deg = 0.0
+    if align == "body":
+        axis = body_axis(bone, img.affine)
+        tilt_deg = float(np.degrees(np.arccos(np.clip(axis[2], -1, 1))))
+        if tilt_deg > 1.0:
+            step = float(resample_mm or min(img.spacing))
+            aff, shp = _aligned_grid(bone, img.affine, axis, step, (2.0 * step, cap_thickness_mm + 3.0 * step))
+            like = Volume(np.zeros(shp, np.uint8), aff)
+            fill0 = 0.0 if density == "calibrated" else -1024.0
+            img = Volume(img.data, img.affine, meta=dict(img.meta)).resample(like=like, order=1, cval=fill0)
+            lab = Volume(labd, lab.affine, is_label=True).resample(like=like)
+            labd = np.asarray(lab.data)
+            bone, bone_desc = _resolve_bone(labd, level, bone_labels)
+            if cem_vol is not None:
+                cem_vol = Volume(np.asarray(cem_vol.data) > 0, cem_vol.affine, is_label=True).resample(like=like)
+            if bod_vol is not None:
+                bod_vol = Volume(np.asarray(bod_vol.data) > 0, bod_vol.affine, is_label=True).resample(like=like)
+            resample_mm = None  # already on the aligned grid
+            warnings_note = f"loading axis = vertebral body axis ({tilt_deg:.1f}° from the scanner S axis)"
+            warnings.append(warnings_note)
+    cem = np.asarray(cem_vol.data) > 0 if cem_vol is not None else None
+    bod = np.asarray(bod_vol.data) > 0 if bod_vol is not None else None
 
     # crop (with room for automatic caps along k)
     solid = bone.copy()
@@ -309,6 +395,7 @@ def prepare_model(image: Volume, labels: Volume, *, level: str | int | None = No
     E[codes == MATERIAL_CODES["cement"]] = cement_modulus_mpa
     grid = Volume(codes, grid.affine, is_label=True, source_axcodes=image.source_axcodes)
     info = {"bone": bone_desc, "caps": cap_mode, "density": dens_info, "law": lawobj,
+            "loading_axis": align, "axis_tilt_deg": tilt_deg,
             "mean_bone_density_mg_cm3": float(rho[b].mean()) if b.any() else float("nan"),
             "bone_voxels_nonpositive_density": int(np.count_nonzero(rho[b] <= 0))}
     return ModelInput(grid, rho, codes, E, info, warnings)
@@ -413,7 +500,9 @@ def analyse_model(model: ModelInput, *, state: str = "as_imaged", displacement_m
                "element_counts": counts, "bone_volume_ml": counts["bone"] * vv / 1000.0,
                "cement_volume_ml": counts["cement"] * vv / 1000.0,
                "mesh_memory_mb": mesh.memory_bytes() / 2**20},
-        loading={"axis": "array axis k of the canonical grid (superior)", "top_nodes": int(top.size),
+        loading={"axis": ("vertebral body axis" if model.info.get("loading_axis") == "body" else
+                          "array axis k of the canonical grid (superior)"),
+                 "axis_tilt_from_scanner_deg": model.info.get("axis_tilt_deg", 0.0), "top_nodes": int(top.size),
                  "bottom_nodes": int(bot.size), "rigid_body_constraints": rbm_desc,
                  "reaction_top_n": r_top, "reaction_bottom_n": r_bot,
                  "equilibrium_error": abs(r_top + r_bot) / max(reaction, 1e-300)},
@@ -442,7 +531,7 @@ def compute_strength(image: Volume, labels: Volume, *, level: str | int | None =
                      displacement_mm: float = 0.2, poisson_ratio: float = POISSON_RATIO,
                      cap_modulus_mpa: float = PMMA_MODULUS_MPA, cement_modulus_mpa: float = PMMA_MODULUS_MPA,
                      cap_thickness_mm: float = 3.0, resample_mm: float | None = None, body: Volume | None = None,
-                     solver: str = "gmg", tol: float = 1e-6,
+                     align: str = "auto", solver: str = "gmg", tol: float = 1e-6,
                      criterion: FailureCriterion = FailureCriterion(), state: str = "as_imaged",
                      keep_fields: bool = True, progress: Progress | None = None) -> StrengthResult:
     """Linear voxel-FE compression analysis of one vertebra (see module docstring).
@@ -459,7 +548,7 @@ def compute_strength(image: Volume, labels: Volume, *, level: str | int | None =
     model = prepare_model(image, labels, level=level, bone_labels=bone_labels, caps=caps, density=density,
                           calibration=calibration, law=law, cement=cement, cap_modulus_mpa=cap_modulus_mpa,
                           cement_modulus_mpa=cement_modulus_mpa, cap_thickness_mm=cap_thickness_mm,
-                          resample_mm=resample_mm, body=body)
+                          resample_mm=resample_mm, body=body, align=align)
     return analyse_model(model, state=state, displacement_mm=displacement_mm, poisson_ratio=poisson_ratio, solver=solver,
                 tol=tol, criterion=criterion, keep_fields=keep_fields, progress=progress, law_name=law,
                 cap_modulus_mpa=cap_modulus_mpa, cement_modulus_mpa=cement_modulus_mpa, t_start=t0)
