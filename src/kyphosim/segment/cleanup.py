@@ -16,13 +16,15 @@ top millimetres of S1 gives a low width and no landmark (the labels are then fla
 **Ribs.** Cortical bone in a ring around the axis (35–130 mm from it, more than 25 mm lateral to it so
 that the spinous and articular processes are left out, and not anterior to the body) is split into 3-D
 connected components. A component is a rib when it reaches towards the vertebra (inner radius
-≤ ``rib_inner_mm``: a costovertebral/costotransverse joint), runs far laterally (outer radius
-≥ ``rib_outer_mm``: lumbar transverse processes end 45–60 mm from the body centre), is not bulky
+≤ ``rib_inner_mm``: a costovertebral/costotransverse joint), runs on far beyond the transverse processes
+(outer radius ≥ ``rib_outer_mm``: lumbar transverse processes end 45–62 mm from the body centre on the
+shared cases), is not bulky
 (≤ 20 ml, z extent ≤ 80 mm: the iliac wings and scapulae are larger) and does not touch the cranial or
 caudal end of the field of view (its joint could be out of view). Its vertebra is the disc-to-disc
 interval holding the centre of its inner end (shifted 4 mm caudally: the heads of ribs 2–10 straddle the
 disc above their own vertebra). Confidence of the landmark "lowest rib-bearing vertebra": 0.9 when ribs
-are found on both sides, 0.6 on one side, +0.2 (at most 0.95) when the vertebra above bears ribs too;
+are found on both sides (0.95 when the vertebra above bears ribs too), 0.5 on one side only (then the
+labels stay flagged ambiguous: long thoracic transverse processes can pass for a one-sided rib);
 none when a rib-free vertebra lies *above* it in view (the pattern is then not that of ribs) or no
 rib-free vertebra lies below it (the next one down may bear ribs too).
 """
@@ -134,6 +136,8 @@ def detect_ribs(wk, *, first_vertebra: int = 0, rib_inner_mm: float = 45.0, rib_
         ii, jj, kk = np.nonzero(m)
         ii, jj, kk = ii + sl[0].start, jj + sl[1].start, kk + sl[2].start
         r = np.hypot((ii - pts[kk, 0]) * w, (jj - pts[kk, 1]) * w)
+        # a rib runs on far beyond the transverse processes: it reaches ``rib_far_mm`` from the axis,
+        # or leaves the field of view sideways (a crop around the spine) after ``rib_outer_mm``
         if r.min() > rib_inner_mm or r.max() < rib_outer_mm:
             continue
         inner = r <= r.min() + 8.0
@@ -157,7 +161,9 @@ def detect_ribs(wk, *, first_vertebra: int = 0, rib_inner_mm: float = 45.0, rib_
         below_free = any(not bearing[i] for i in range(first_vertebra, lo))
         if below_free and not above_free:
             lowest = lo
-            conf = 0.9 if counts[lo] >= 2 else 0.6
-            if lo + 1 < nseg and bearing[lo + 1]:
-                conf = min(0.95, conf + 0.2)
+            # one-sided "ribs" are too often long transverse processes (the phantom's thoracic ones
+            # reach 64 mm): below 0.6 after the rib-variant reliability, i.e. flagged ambiguous
+            conf = 0.9 if counts[lo] >= 2 else 0.5
+            if conf > 0.5 and lo + 1 < nseg and bearing[lo + 1]:
+                conf = 0.95
     return RibResult(counts, lowest, conf)

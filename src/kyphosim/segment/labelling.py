@@ -128,9 +128,12 @@ def assign_labels(n: int, landmarks: Landmarks, *, z_mm: list[float] | None = No
     elif rib_ids is not None:
         ids = rib_ids
         p0 = landmarks.rib_confidence * P_RIB
-        conf = [p0 * (1 - P_STEP) ** abs(i - lowest_rib) for i in range(n)]
+        # the rib detector alone is not trusted with a confident label: long transverse processes
+        # (e.g. the phantom's) can pass for a pair of 12th ribs; the name is a best estimate, flagged
+        conf = [min(0.55, p0) * (1 - P_STEP) ** abs(i - lowest_rib) for i in range(n)]
         method = "ribs"
-        ambiguous = p0 < 0.6
+        ambiguous = True
+        flags_all.append("rib_landmark_only")
     else:
         start = STANDARD_SEQUENCE.index(vertebra_id(default_lowest)) - (n - 1)
         while start < 0:
