@@ -96,8 +96,14 @@ def assess_heights(body: np.ndarray, affine: np.ndarray, label: int, si_hint: np
     try:
         from kyphosim.assess.geometry import vertebral_body_geometry
 
-        lab = Volume(body.astype(np.uint8) * np.uint8(label), affine, is_label=True)
-        sub = Volume(body.astype(np.uint8), affine, is_label=True)
+        idx = np.argwhere(body)
+        lo = np.maximum(idx.min(axis=0) - 3, 0)
+        hi = np.minimum(idx.max(axis=0) + 4, np.asarray(body.shape))
+        crop = body[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+        aff = np.array(affine, float).copy()
+        aff[:3, 3] = aff[:3, :3] @ lo + aff[:3, 3]
+        lab = Volume(crop.astype(np.uint8) * np.uint8(label), aff, is_label=True)
+        sub = Volume(crop.astype(np.uint8), aff, is_label=True)
         g = vertebral_body_geometry(lab, int(label), sub, si_hint=si_hint)
         hh = g.measure_heights()
         ha, hm, hp = hh.as_tuple()
