@@ -26,7 +26,7 @@ def plan_command(
     from kyphosim.errors import InputError
     from kyphosim.fileio import write_json
     from kyphosim.imaging.io import load_ct, load_image, load_labels
-    from kyphosim.planning.api import plan_level, plan_procedure
+    from kyphosim.planning.api import plan_procedure
     from kyphosim.planning.figures import fluoro_for_plan, save_drr_png, save_trajectory_views
 
     if approach not in ("auto", "bipedicular", "unipedicular"):
@@ -40,8 +40,9 @@ def plan_command(
             raise InputError(f"sub-region map {subregions.name} is not on the CT grid")
     with Progress(transient=True) as prog:
         task = prog.add_task("planning", total=None)
+        dbg: dict = {}
         plan = plan_procedure(vol, lab, levels, approach=approach, gauge=gauge, subregions=sub,
-                              progress=lambda lp: prog.advance(task))
+                              progress=lambda lp: prog.advance(task), debug=dbg)
     out.mkdir(parents=True, exist_ok=True)
     pd = plan.to_json_dict()
     files = []
@@ -53,10 +54,9 @@ def plan_command(
                 save_drr_png(drr, f, trajectories=trajs, title=f"{lv['name']} {view.upper()} — {lv['approach']}")
                 files.append(f.name)
             if lv["trajectories"]:
-                _, dbg = plan_level(lab, lv["label"], approach=approach, gauge=gauge, subregions=sub)
                 for t in lv["trajectories"]:
                     f = out / f"{lv['name']}_{t['side']}_trajectory.png"
-                    save_trajectory_views(vol, dbg["raster"], t, f)
+                    save_trajectory_views(vol, dbg[int(lv["label"])]["raster"], t, f)
                     files.append(f.name)
     pd["files"] = files
     write_json(out / "plan.json", pd)

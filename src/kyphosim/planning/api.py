@@ -166,7 +166,8 @@ def plan_level(labels: Volume, label: int, *, ct: Volume | None = None, approach
 
 
 def plan_procedure(ct: Volume | None, labels: Volume, levels: str | Iterable[int] | int, *, approach: str = "auto",
-                   gauge: int = 10, subregions: Volume | None = None, progress=None) -> Plan:
+                   gauge: int = 10, subregions: Volume | None = None, progress=None,
+                   debug: dict | None = None) -> Plan:
     """Plan kyphoplasty access for ``levels`` (names such as 'L1,T12' or VerSe ids).
 
     Parameters
@@ -205,8 +206,10 @@ def plan_procedure(ct: Volume | None, labels: Volume, levels: str | Iterable[int
         raise InputError("sub-region map is not on the label grid")
     out = []
     for i in ids:
-        lp, _ = plan_level(labels, i, ct=ct, approach=approach, gauge=int(gauge), subregions=subregions)
+        lp, dbg = plan_level(labels, i, ct=ct, approach=approach, gauge=int(gauge), subregions=subregions)
         out.append(lp)
+        if debug is not None:
+            debug[int(i)] = dbg
         if progress is not None:
             progress(lp)
     try:
