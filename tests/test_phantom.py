@@ -202,13 +202,16 @@ def test_fracture_heights_in_genant_band(ftype, grade):
     """Shape-level check (no voxels): the drawn height loss lies in the grade's band and the most
     reduced height matches the type (Ha wedge, Hm biconcave, all heights for crush)."""
     from kyphosim.anatomy.phantom.truth import level_truth
-    spec = PhantomSpec(levels="T12-L2", fractures=[FractureSpec("L1", ftype, grade)], seed=11)
+    retro = 2.5 if grade == 3 else 0.0
+    spec = PhantomSpec(levels="T12-L2", fractures=[FractureSpec("L1", ftype, grade, retropulsion_mm=retro)],
+                       seed=11)
     shapes, draws = build_shapes(spec)
     s = shapes[1]
     lv = level_truth(s, {"vbmd_mg_cm3": 80.0, "vbmd_baseline_mg_cm3": 80.0}, spec, draws["L1"])
     lo, hi = GENANT_BANDS_PCT[grade]
     assert lo - 0.3 <= lv["height_loss_pct"] <= hi + 0.3
     assert lv["genant_grade"] == grade and lv["genant_type"] == ftype
+    assert lv["posterior_wall_bulge_mm"] == pytest.approx(retro, abs=0.25)
     ha, hm, hp = lv["height_anterior_mm"], lv["height_middle_mm"], lv["height_posterior_mm"]
     intact = lv["expected_height_mm"]
     if ftype == "wedge":

@@ -11,6 +11,7 @@ from kyphosim.anatomy.phantom.geometry import Joint, VertebraShape, _rot_x
 from kyphosim.anatomy.phantom.measure import measure_body
 from kyphosim.anatomy.phantom.morphometry import level_dims
 from kyphosim.anatomy.phantom.spec import GENANT_BANDS_PCT, PhantomSpec
+from kyphosim.errors import InputError
 from kyphosim.imaging.labels import vertebra_id
 
 __all__ = ["build_shapes", "rng_for", "height_loss_pct"]
@@ -57,7 +58,8 @@ def _solve_amplitude(shape: VertebraShape, target_pct: float, intact_hp: float) 
     while f_hi < 0:
         lo, f_lo, hi = hi, f_hi, hi * 1.5
         if hi > 0.9 * shape.hp:
-            raise ValueError(f"{shape.name}: cannot draw a {target_pct:.1f} % {shape.fracture.type} deformity")
+            raise InputError(f"fracture {shape.name}: cannot draw a {target_pct:.1f} % {shape.fracture.type} "
+                             f"deformity with this geometry (lower the grade or the retropulsion)")
         f_hi = loss(hi)
     for _ in range(60):                 # Illinois regula falsi; bisection while f(hi) is inf
         if np.isfinite(f_hi):
@@ -107,6 +109,14 @@ def build_shapes(spec: PhantomSpec) -> tuple[list[VertebraShape], dict]:
         lo, hi = GENANT_BANDS_PCT[s.fracture.grade]
         target = float(rng_for(spec.seed, s.label, "loss").uniform(lo, hi))
         amp = _solve_amplitude(s, target, intact)
+        if s.fracture.retropulsion_mm > 0:
+            # scale the wall displacement so the bulge measured by the convention is the one asked
+            # for, then re-solve the height loss with the final wall
+            for _ in range(2):
+                b = measure_body(s, fine=False).bulge_mm
+                if b > 0.05:
+                    s.retro_scale *= s.fracture.retropulsion_mm / b
+                amp = _solve_amplitude(s, target, intact)
         draws[s.name] = {"target_loss_pct": target, "amp_mm": amp}
     _place_chain(shapes)
     _make_joints(shapes)

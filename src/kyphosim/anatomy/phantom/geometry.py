@@ -94,6 +94,7 @@ class VertebraShape:
     disc_below: float
     fracture: FractureSpec | None = None
     amp: float = 0.0                  # fracture deformation amplitude, mm (solved for the height loss)
+    retro_scale: float = 1.0          # retropulsion amplitude / requested bulge (solved by the builder)
     # filled in by the builder
     origin: np.ndarray = field(default_factory=lambda: np.zeros(3))   # world position of the local origin
     rot: np.ndarray = field(default_factory=lambda: np.eye(3))       # columns: local x, y, z in world
@@ -173,13 +174,25 @@ class VertebraShape:
         """Inferior bony endplate surface z(x, y), mm."""
         return self.surfaces(x, y)[1]
 
+    @property
+    def retro_mm(self) -> float:
+        """Effective retropulsion amplitude, mm (scaled by the builder so the measured bulge equals
+        the requested ``retropulsion_mm``)."""
+        if self.fracture is None:
+            return 0.0
+        return self.fracture.retropulsion_mm * self.retro_scale
+
     def retro_shift(self, x, z):
-        """Backward displacement of the posterior wall by retropulsion, mm (≥ 0)."""
-        if self.fracture is None or self.fracture.retropulsion_mm <= 0:
+        """Backward displacement of the posterior wall by retropulsion, mm (≥ 0): a bulge of the
+        upper half of the wall (posterosuperior fragment), clear of mid-height so the depth D and
+        the Hp position of the height convention stay on the intact wall."""
+        if self.retro_mm <= 0:
             return np.zeros(np.broadcast(x, z).shape)
-        zb = 0.12 * self.hp
-        g = np.exp(-(x / (0.22 * self.W)) ** 2 - ((z - zb) / (0.16 * self.hp)) ** 2)
-        return self.fracture.retropulsion_mm * g
+        top, bot = (float(v) for v in self.surfaces(0.0, -self.D / 2))   # current (deformed) wall ends
+        h = top - bot
+        zb = 0.5 * (top + bot) + 0.22 * h
+        g = np.exp(-(x / (0.22 * self.W)) ** 2 - ((z - zb) / (0.13 * h)) ** 2)
+        return self.retro_mm * g
 
     def y_post(self, x, z):
         """Posterior wall y(x, z), mm (retropulsion bulges it backwards)."""
@@ -443,7 +456,7 @@ class VertebraShape:
         tps = [b for _, _, b in self.tp_segments()]
         xmax = max(self.a * 1.05, max(abs(b[0]) for b in tps) + 5.0)
         ymin = min(tip[1] - 6.0, min(b[1] for b in tps) - 6.0, -self.D / 2 - self.cd - 12.0)
-        ymin -= (self.fracture.retropulsion_mm if self.fracture else 0.0)
+        ymin -= self.retro_mm
         ymax = self.D / 2 + 1.5
         zlo = min(-self.hp / 2 - self.disc_below - 0.35 * self.hp, tip[2] - 10)
         zhi = self.hp / 2 + self.disc_above + 0.35 * self.hp

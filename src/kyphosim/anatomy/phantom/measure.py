@@ -111,7 +111,7 @@ def _line_tilt(y: np.ndarray, z: np.ndarray) -> float:
 
 
 def _centroid(shape: VertebraShape, grid_mm: float) -> np.ndarray:
-    retro = shape.fracture.retropulsion_mm if shape.fracture else 0.0
+    retro = shape.retro_mm
     xs = np.arange(grid_mm / 2, shape.a * 1.02, grid_mm)       # x ≥ 0: the body is symmetric in x
     ys = np.arange(-shape.D / 2 - shape.delta - retro - 0.5, shape.D / 2 + 0.5, grid_mm)
     zs = np.arange(-shape.hp / 2 - 1.5, max(shape.hp, shape.ha) / 2 + 1.5, grid_mm)

@@ -218,7 +218,7 @@ def _soft_tissue(grid: Grid, shapes: list[VertebraShape], spec: PhantomSpec) -> 
 
 # ---------------------------------------------------------------------------------- bone
 def _body_box(s: VertebraShape):
-    retro = s.fracture.retropulsion_mm if s.fracture else 0.0
+    retro = s.retro_mm
     lo = np.array([-s.a * 1.02 - 1.5, -s.D / 2 - s.delta - retro - 1.5, -max(s.hp, s.ha) / 2 - 1.5])
     hi = np.array([s.a * 1.02 + 1.5, s.D / 2 + 1.5, max(s.hp, s.ha) / 2 + 1.5])
     return lo, hi

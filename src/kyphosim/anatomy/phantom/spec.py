@@ -46,7 +46,7 @@ class FractureSpec:
     cleft_content : {"gas", "fluid"}
         What the cleft holds (gas ≈ −900 HU, fluid ≈ +15 HU).
     retropulsion_mm : float
-        Posterior-wall bulge into the spinal canal, mm (0–8).
+        Posterior-wall bulge into the spinal canal, mm (0–5), as measured by the bulge convention.
     """
 
     level: str = "L1"
@@ -89,8 +89,8 @@ class FractureSpec:
             r = float(self.retropulsion_mm)
         except (TypeError, ValueError):
             raise InputError(f"retropulsion {self.retropulsion_mm!r} must be a number of mm") from None
-        if not (0.0 <= r <= 8.0):
-            raise InputError(f"retropulsion {r:g} mm is outside 0–8 mm")
+        if not (0.0 <= r <= 5.0):
+            raise InputError(f"retropulsion {r:g} mm is outside 0–5 mm")
         self.retropulsion_mm = r
 
     @property
