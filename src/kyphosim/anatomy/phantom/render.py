@@ -236,8 +236,13 @@ def _render_canal(grid: Grid, s: VertebraShape, ct, sub, h: float) -> None:
     p = s.to_local(pts)
     d = s.canal_sdf(p).reshape(ct[sl].shape)
     o = _occ(d, h)
+    # thecal sac (CSF/cord) in the anterior 80 % of the canal, epidural fat dorsally and laterally
+    yc = -s.D / 2 - 0.42 * s.cd
+    r = np.hypot(p[:, 0] / (0.4 * s.cw), (p[:, 1] - yc) / (0.4 * s.cd)).reshape(o.shape)
+    sac = np.clip(0.5 - (r - 1.0) * min(0.4 * s.cw, 0.4 * s.cd) / h, 0.0, 1.0)
+    fill = sac * TISSUE_HU["csf"] + (1 - sac) * TISSUE_HU["fat"]
     block = ct[sl]
-    ct[sl] = o * TISSUE_HU["csf"] + (1 - o) * block
+    ct[sl] = o * fill + (1 - o) * block
     sb = sub[sl]
     sb[d <= 0] = SB["spinal_canal"]
     sub[sl] = sb
@@ -272,9 +277,12 @@ def _render_disc(grid: Grid, lo_s: VertebraShape, up_s: VertebraShape | None, ct
         d = np.maximum.reduce([s.z_sup(x, y) - z, z - (s.hp / 2 + s.disc_above), lat])
     else:
         d = np.maximum.reduce([z - s.z_inf(x, y), -(s.hp / 2 + s.disc_below) - z, lat])
+    rho = np.clip(s.rho_ep(x, y), 0, 1).reshape(ct[sl].shape)
     d = d.reshape(ct[sl].shape)
     o = _occ(d, h)
-    ct[sl] = o * TISSUE_HU["disc"] + (1 - o) * ct[sl]
+    # nucleus (centre, ≈ 70 HU) to annulus (rim, ≈ 95 HU)
+    disc_hu = TISSUE_HU["disc"] - 10.0 + 25.0 * rho ** 2
+    ct[sl] = o * disc_hu + (1 - o) * ct[sl]
     sb = sub[sl]
     sb[d <= 0] = SB["intervertebral_disc"]
     sub[sl] = sb
@@ -384,7 +392,10 @@ def _render_vertebra(grid: Grid, s: VertebraShape, spec: PhantomSpec, level_bmd:
     rng = rng_for(spec.seed, s.label, "field")
     white = rng.standard_normal(bshape).astype(np.float32)
     sig = 2.0 / grid.spacing
-    field = ndimage.gaussian_filter(white, sig, mode="nearest")
+    # two scales: 2 mm regional heterogeneity + 0.7 mm trabecular mottling (half its amplitude)
+    field = (ndimage.gaussian_filter(white, sig, mode="nearest") / (1.0 / np.sqrt(np.prod(sig)) + 1e-9)
+             + 0.5 * ndimage.gaussian_filter(white, 0.7 / grid.spacing, mode="nearest")
+             / (1.0 / np.sqrt(np.prod(0.7 / grid.spacing)) + 1e-9))
     field = field[idx]
     field /= max(float(field.std()), 1e-6)
     g = g + 0.08 * field
