@@ -23,6 +23,12 @@ def phantom_command(
     seed: int = typer.Option(0, "--seed", help="Random seed (height loss draw, density, noise)"),
     noise: float = typer.Option(12.0, "--noise", help="CT noise SD at 1 mm³ voxels, HU"),
     no_soft_tissue: bool = typer.Option(False, "--no-soft-tissue", help="Bone, discs and canal only"),
+    margin: Optional[float] = typer.Option(None, "--margin", help="Field of view = bone box + this margin, mm "
+                                                                  "(default: torso-sized with air behind the back)"),
+    size_sd: float = typer.Option(0.0, "--size-sd", help="Seeded between-subject size variability (SD of one "
+                                                         "factor on every linear dimension, e.g. 0.05)"),
+    hu_gain: float = typer.Option(1.0, "--hu-gain", help="Virtual scanner gain applied to every HU value"),
+    hu_offset: float = typer.Option(0.0, "--hu-offset", help="Virtual scanner offset added to every HU value"),
     demo: bool = typer.Option(False, "--demo", help="The built-in demo case (acute L1 wedge grade 2, "
                                                      "osteoporotic); other options except --out/--spacing/--seed are ignored"),
 ) -> None:
@@ -37,7 +43,8 @@ def phantom_command(
     else:
         spec = PhantomSpec(levels=levels, fractures=[parse_fracture(f) for f in (fracture or [])],
                            bmd_mg_cm3=bmd, spacing_mm=parse_spacing(spacing), orientation=orientation,
-                           seed=seed, noise_hu=noise, soft_tissue=not no_soft_tissue)
+                           seed=seed, noise_hu=noise, soft_tissue=not no_soft_tissue, margin_mm=margin,
+                           size_sd=size_sd, hu_gain=hu_gain, hu_offset=hu_offset)
     with Progress(transient=True) as prog:
         task = prog.add_task("building phantom", total=len(spec.levels) + 1)
         ph = make_phantom(spec, progress=lambda name: prog.update(task, advance=1, description=f"drew {name}"))
