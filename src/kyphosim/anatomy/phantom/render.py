@@ -336,7 +336,9 @@ def _render_vertebra(grid: Grid, s: VertebraShape, spec: PhantomSpec, level_bmd:
     from kyphosim.anatomy.phantom.geometry import ENDPLATE_MM, SHELL_MM
     ep = ENDPLATE_MM * (1.6 if (s.fracture is not None and s.fracture.age == "chronic") else 1.0)
     sdf_b[in_body_box] = s.body_sdf(pb)
-    sdf_bi[in_body_box] = s.body_sdf(pb, shell=SHELL_MM, endplate=ep)
+    # bony endplate thinnest centrally, thicker towards the ring apophysis: 0.75·ep … 1.5·ep
+    rho = np.clip(s.rho_ep(pb[:, 0], pb[:, 1]), 0.0, 1.0)
+    sdf_bi[in_body_box] = s.body_sdf(pb, shell=SHELL_MM, endplate=ep * (0.75 + 0.75 * rho ** 4))
     if s.fracture is not None and s.fracture.age == "acute":
         brk = s.cortical_breaks(pb)
         if np.any(brk):   # fracture lines: no cortex, trabecular bone reaches the surface
