@@ -43,7 +43,7 @@ from kyphosim.imaging.volume import Volume, apply_affine
 
 __all__ = [
     "BodyFrame", "EndplateSurface", "BodyHeights", "BodyGeometry", "vertebral_body_geometry",
-    "prepare_subregions", "voxel_extent_along", "HEIGHT_FRACTIONS", "BAND_FRACTION",
+    "prepare_subregions", "voxel_extent_along", "refine_edges_ct", "HEIGHT_FRACTIONS", "BAND_FRACTION",
 ]
 
 #: AP positions of Ha, Hm, Hp as fractions of the body depth from the anterior margin.
@@ -243,6 +243,65 @@ def _boundaries_along(sampler: _Sampler, origins: np.ndarray, direction: np.ndar
     return t_plus, t_minus
 
 
+def refine_edges_ct(ct: Volume, origins: np.ndarray, direction: np.ndarray, t_mask: np.ndarray, sign: float,
+                    *, half_interval_mm: float, shell_mm: float = 0.8, w_in: np.ndarray | float = 4.0,
+                    w_out: float = 3.0, step_mm: float = 0.2) -> np.ndarray:
+    """Sub-voxel position of a bone surface from the CT profile along each line (blur-invariant moments).
+
+    Along x (outward from the mask estimate ``t_mask``) the profile is modelled as trabecular bone
+    (level I_in, x < b − s), a thin cortical plate of thickness ``shell_mm`` and unknown density, and the
+    outside (level I_out, x > b). The zeroth and first moments of (I − I_out) over [−w_in, w_out] are
+    unchanged by any symmetric point-spread function, which gives b from a quadratic equation:
+    M0 = A(b − a) + m and M1 = A(b² − a²)/2 + m(b − s/2) with A = I_in − I_out, a = −w_in, m the
+    plate's excess mass. The result is kept within ±``half_interval_mm`` of the mask estimate (the
+    mask's own quantisation interval), NaN-safe (the mask estimate is kept where the CT is ambiguous).
+    """
+    t_mask = np.asarray(t_mask, float)
+    out = t_mask.copy()
+    ok = np.isfinite(t_mask)
+    if not ok.any():
+        return out
+    o = np.asarray(origins, float)[ok]
+    tb = t_mask[ok]
+    w_in_a = np.broadcast_to(np.asarray(w_in, float), t_mask.shape)[ok]
+    x = np.arange(-float(np.max(w_in_a)) - 2.0, w_out + 2.0 + step_mm / 2, step_mm)
+    pts = o[:, None, :] + ((tb[:, None] + sign * x[None, :])[..., None]) * np.asarray(direction, float)
+    g = ct.sample(pts)
+    inner = x[None, :] <= -w_in_a[:, None]
+    inner &= x[None, :] >= -w_in_a[:, None] - 2.0
+    outer = x[None, :] >= w_out
+    with np.errstate(all="ignore"):
+        i_in = np.nanmedian(np.where(inner, g, np.nan), axis=1)
+        i_out = np.nanmedian(np.where(outer, g, np.nan), axis=1)
+    win = (x[None, :] >= -w_in_a[:, None]) & (x[None, :] <= w_out)
+    gs = np.where(win, g - i_out[:, None], 0.0)
+    m0 = np.trapezoid(gs, x, axis=1)
+    m1 = np.trapezoid(gs * x[None, :], x, axis=1)
+    A = i_in - i_out
+    a = -w_in_a
+    sh = shell_mm
+    c2 = -A / 2.0
+    c1 = m0 + A * a + A * sh / 2.0
+    c0 = -A * a * a / 2.0 - m0 * sh / 2.0 - A * a * sh / 2.0 - m1
+    with np.errstate(all="ignore"):
+        disc = c1 * c1 - 4.0 * c2 * c0
+        sq = np.sqrt(np.maximum(disc, 0.0))
+        r1 = (-c1 + sq) / (2.0 * c2)
+        r2 = (-c1 - sq) / (2.0 * c2)
+        b = np.where(np.abs(r1) <= np.abs(r2), r1, r2)
+        lin = np.abs(c2) < 1e-6 * np.maximum(np.abs(c1), 1e-9)
+        b = np.where(lin, -c0 / c1, b)
+    good = np.isfinite(b) & (disc >= 0) & (m0 > 0)
+    b = np.clip(np.where(good, b, 0.0), -half_interval_mm, half_interval_mm)
+    out[ok] = tb + sign * b
+    return out
+
+
+#: CT edge refinement is used when the voxel extent along SI is at most this (mm); on coarser grids the
+#: point-spread function reaches the neighbouring endplate and the moments are no longer local
+CT_REFINE_MAX_VOXEL_MM = 1.25
+
+
 # ------------------------------------------------------------------------------- the geometry
 @dataclass
 class BodyGeometry:
@@ -277,6 +336,13 @@ class BodyGeometry:
     _labels_affine: np.ndarray = field(repr=False)
     _labels_shape: tuple[int, int, int] = field(repr=False)
     _reach_mm: float = field(repr=False, default=60.0)
+    ct: Volume | None = field(repr=False, default=None)
+
+    def attach_ct(self, ct: Volume | None) -> "BodyGeometry":
+        """Use ``ct`` (HU, any grid) to refine the heights' surfaces to sub-voxel precision."""
+        self.ct = ct
+        self.__dict__.pop("_endplate_cache", None)
+        return self
 
     # ------------------------------------------------------------------ derived objects
     @property
@@ -316,6 +382,16 @@ class BodyGeometry:
         tm = np.where(self._sampler.near_edge(np.nan_to_num(inf_pts)), np.nan, tm)
         return tp.reshape(lr.shape), tm.reshape(lr.shape)
 
+    def _refine_ct(self, LR: np.ndarray, AP: np.ndarray, tp: np.ndarray, tm: np.ndarray):
+        loc = np.stack([LR.ravel(), AP.ravel(), np.zeros(LR.size)], axis=1)
+        org = self.frame.to_world(loc)
+        hgt = (tp - tm).ravel()
+        w_in = np.clip(0.3 * np.nan_to_num(hgt, nan=10.0), 1.5, 4.0)
+        half = 0.5 * self.voxel_si_mm
+        rp = refine_edges_ct(self.ct, org, self.frame.si, tp.ravel(), +1.0, half_interval_mm=half, w_in=w_in)
+        rm = refine_edges_ct(self.ct, org, self.frame.si, tm.ravel(), -1.0, half_interval_mm=half, w_in=w_in)
+        return rp.reshape(tp.shape), rm.reshape(tm.shape)
+
     def measure_heights(self, fractions: Sequence[float] = HEIGHT_FRACTIONS, *,
                         band_fraction: float = BAND_FRACTION, ap_dither_mm: float | None = None,
                         n_lr: int = 9) -> BodyHeights:
@@ -340,6 +416,8 @@ class BodyGeometry:
                 offs = np.zeros(1)
             LR, AP = np.meshgrid(lr_vals, ap0 + offs, indexing="ij")
             tp, tm = self.profile(LR, AP)
+            if self.ct is not None and self.voxel_si_mm <= CT_REFINE_MAX_VOXEL_MM:
+                tp, tm = self._refine_ct(LR, AP, tp, tm)
             h = tp - tm
             # median over LR of the per-column mean over the AP dither
             with np.errstate(all="ignore"):
