@@ -229,7 +229,11 @@ def main() -> None:
     if not a.skip_cohort:
         rows = []
         for c in cohort(a.n):
-            r = run_case(c, a.resolution)
+            try:
+                r = run_case(c, a.resolution)
+            except Exception as exc:  # report and go on
+                print(f"{c['id']} failed: {type(exc).__name__}: {exc}", flush=True)
+                continue
             r["case"] = c
             rows.append(r)
             a.out.write_text(json.dumps({"resolution_mm": a.resolution, "partial": True, "cases": rows},

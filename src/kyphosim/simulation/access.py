@@ -94,9 +94,23 @@ def make_access(model: VertebraModel, trajectories: list[dict], technique: str, 
         if not np.all((b >= 0) & (b <= np.asarray(model.shape) - 1)):
             raise InputError(f"trajectory target {target.round(1).tolist()} mm lies outside the model of "
                              f"{model.name}")
-        if not model.body[tuple(np.round(b).astype(int))]:
-            raise InputError(f"trajectory target {target.round(1).tolist()} mm is not inside the body of {model.name}")
         axis = (b - a) / np.linalg.norm(b - a)
+        if not model.body[tuple(np.round(b).astype(int))]:
+            # the planned tip lies outside the (model) body, e.g. above a depressed endplate: stop the
+            # instrument at the deepest point of the trajectory still inside the body
+            n = int(np.ceil(np.linalg.norm(b - a))) + 1
+            pts = b[None, :] - np.arange(n)[:, None] * axis[None, :]
+            ijk = np.round(pts).astype(int)
+            ok = np.all((ijk >= 0) & (ijk < np.asarray(model.shape)), axis=1)
+            inside = np.zeros(n, bool)
+            inside[ok] = model.body[ijk[ok, 0], ijk[ok, 1], ijk[ok, 2]] & \
+                (model.tissue[ijk[ok, 0], ijk[ok, 1], ijk[ok, 2]] != Tissue.CORTEX)
+            if not inside.any():
+                raise InputError(f"trajectory target {target.round(1).tolist()} mm is not inside the body of "
+                                 f"{model.name}")
+            b = pts[int(np.argmax(inside))] - axis * 1.0
+            target = model.index_to_world(b)
+            model.notes.append(f"{tr.get('side', '')} target moved back into the body along the trajectory")
         wall = _first_body_hit(model, a, b)
         if technique == "kyphoplasty":
             tip = wall + axis * (params.cannula_tip_inside_wall_mm / h)
