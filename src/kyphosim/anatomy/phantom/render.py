@@ -294,7 +294,7 @@ def _vertebra_sdf(s: VertebraShape, p: np.ndarray) -> np.ndarray:
                               s.lamina_sdf(p), s.spinous_sdf(p), s.tp_sdf(p), s.facet_sdf(p)])
 
 
-def _near_mask(grid: Grid, sl: tuple[slice, slice, slice], s: VertebraShape, block: int = 6,
+def _near_mask(grid: Grid, sl: tuple[slice, slice, slice], s: VertebraShape, block: int = 4,
                fn=None) -> np.ndarray:
     """Voxels of the box ``sl`` in blocks of ``block``³ whose centre lies near the bone (culling)."""
     shape = tuple(x.stop - x.start for x in sl)
