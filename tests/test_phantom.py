@@ -47,6 +47,8 @@ def test_truth_has_contract_fields(small):
     assert 25.0 <= l1["height_loss_pct"] <= 40.0
     assert l1["height_anterior_mm"] < l1["height_middle_mm"] < l1["height_posterior_mm"]
     assert l1["wedge_angle_deg"] > 8.0
+    assert l1["intact_heights_mm"]["posterior"] == pytest.approx(l1["expected_height_mm"])
+    assert l1["intact_heights_mm"]["anterior"] > l1["height_anterior_mm"] + 5.0
     assert l1["posterior_wall_bulge_mm"] == pytest.approx(3.0, abs=0.4)
     for name in ("T12", "L2"):
         lv = small.level(name)

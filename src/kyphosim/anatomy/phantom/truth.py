@@ -58,9 +58,10 @@ def level_truth(s: VertebraShape, stats: dict, spec: PhantomSpec, draw: dict | N
         intact = copy.copy(s)
         intact.amp = 0.0
         intact.fracture = None
-        intact_hp = measure_body(intact, fine=True).hp_mm
+        mi = measure_body(intact, fine=True)
     else:
-        intact_hp = m.hp_mm
+        mi = m
+    intact_hp = mi.hp_mm
     crush = s.fracture is not None and s.fracture.type == "crush"
     ref = intact_hp if crush else m.hp_mm
     loss = height_loss_pct(m.ha_mm, m.hm_mm, m.hp_mm, ref)
@@ -80,6 +81,7 @@ def level_truth(s: VertebraShape, stats: dict, spec: PhantomSpec, draw: dict | N
         "height_middle_mm": m.hm_mm,
         "height_posterior_mm": m.hp_mm,
         "expected_height_mm": intact_hp,
+        "intact_heights_mm": {"anterior": mi.ha_mm, "middle": mi.hm_mm, "posterior": mi.hp_mm},
         "height_loss_pct": loss,
         "genant_grade": grade,
         "genant_type": s.fracture.type if (s.fracture is not None and grade > 0) else None,
