@@ -261,21 +261,167 @@ def _pyamg_hierarchy(A: sp.spmatrix, node_xyz: np.ndarray, free: np.ndarray):
 
 
 # ----------------------------------------------------------------------------------- GMG
+def _child_interpolation() -> np.ndarray:
+    """Q[c] (24×24): trilinear interpolation from a coarse cell's 8 nodes to the nodes of its child c."""
+    Q = np.zeros((8, 24, 24))
+    for c in range(8):
+        for a in range(8):
+            xloc = (_OFF[c] + _OFF[a]) / 2.0
+            for b in range(8):
+                w = np.prod(np.where(_OFF[b] == 1, xloc, 1.0 - xloc))
+                for d in range(3):
+                    Q[c, 3 * a + d, 3 * b + d] = w
+    return Q
+
+
+_Q = _child_interpolation()
+
+
+@nb.njit(parallel=True, cache=True)
+def _assemble_elements(node_elems, Ke, pair_slot, blocks):
+    """blocks[n, t] (3×3) of the 27-point block stencil from general element matrices Ke (ne×24×24)."""
+    nn = node_elems.shape[0]
+    for n in nb.prange(nn):
+        for s in range(8):
+            e = node_elems[n, s]
+            if e < 0:
+                continue
+            la = 7 - s
+            for b in range(8):
+                t = pair_slot[la, b]
+                for i in range(3):
+                    for j in range(3):
+                        blocks[n, t, i, j] += Ke[e, 3 * la + i, 3 * b + j]
+
+
+class _Coarsening:
+    """2×2×2 coarsening of a voxel element set: coarse cells, children, coarse nodes, prolongation P."""
+
+    def __init__(self, elem_ijk: np.ndarray, node_ijk: np.ndarray):
+        eijk = elem_ijk.astype(np.int64)
+        cijk_all = eijk // 2
+        cshape = tuple(int(v) for v in cijk_all.max(axis=0) + 1)
+        cflat = np.ravel_multi_index(tuple(cijk_all.T), cshape)
+        ucells, inv = np.unique(cflat, return_inverse=True)
+        self.cijk = np.stack(np.unravel_index(ucells, cshape), axis=1).astype(np.int64)
+        nce = self.cijk.shape[0]
+        cp = eijk % 2
+        self.child_pos = cp[:, 0] + 2 * cp[:, 1] + 4 * cp[:, 2]
+        self.parent = inv.ravel()
+        self.children = np.full((nce, 8), -1, dtype=np.int64)
+        self.children[self.parent, self.child_pos] = np.arange(eijk.shape[0])
+        nshape = (cshape[0] + 1, cshape[1] + 1, cshape[2] + 1)
+        nmask = np.zeros(nshape, dtype=bool)
+        for di, dj, dk in _OFF:
+            nmask[self.cijk[:, 0] + di, self.cijk[:, 1] + dj, self.cijk[:, 2] + dk] = True
+        self.cnode_ijk = np.argwhere(nmask)
+        cnid = np.full(nshape, -1, dtype=np.int64)
+        cnid[tuple(self.cnode_ijk.T)] = np.arange(self.cnode_ijk.shape[0])
+        eid = np.full((cshape[0] + 2, cshape[1] + 2, cshape[2] + 2), -1, dtype=np.int64)
+        eid[self.cijk[:, 0] + 1, self.cijk[:, 1] + 1, self.cijk[:, 2] + 1] = np.arange(nce)
+        p, q, r = self.cnode_ijk.T
+        self.cnode_elems = np.empty((self.cnode_ijk.shape[0], 8), dtype=np.int64)
+        for s_, (di, dj, dk) in enumerate(_OFF):
+            self.cnode_elems[:, s_] = eid[p + di, q + dj, r + dk]
+        fijk = node_ijk.astype(np.int64)
+        rows, cols, vals = [], [], []
+        lo = fijk // 2
+        odd = (fijk % 2).astype(bool)
+        for bits in _OFF:
+            cc = lo + bits * odd
+            w = np.prod(np.where(odd, 0.5, np.where(bits == 0, 1.0, 0.0)), axis=1)
+            keep = w > 0
+            ids = cnid[cc[keep, 0], cc[keep, 1], cc[keep, 2]]
+            if np.any(ids < 0):
+                raise RuntimeError("prolongation refers to a missing coarse node")
+            rows.append(np.nonzero(keep)[0])
+            cols.append(ids)
+            vals.append(w[keep])
+        self.P = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                               shape=(fijk.shape[0], self.cnode_ijk.shape[0]))
+        self.PT = self.P.T.tocsr()
+
+    def galerkin(self, child_matrix) -> np.ndarray:
+        """Coarse element matrices Σ_c Q_cᵀ K_child Q_c; ``child_matrix(elements, c)`` → (n, 24, 24)."""
+        Kc = np.zeros((self.cijk.shape[0], 24, 24))
+        for c in range(8):
+            sel = np.nonzero(self.children[:, c] >= 0)[0]
+            if sel.size == 0:
+                continue
+            Kch = child_matrix(self.children[sel, c], c)
+            Kc[sel] += np.matmul(_Q[c].T, np.matmul(Kch, _Q[c]))
+        return Kc
+
+
+def _assembled(node_ijk, node_elems, Ke) -> tuple[sp.csr_matrix, np.ndarray]:
+    blocks = np.zeros((node_ijk.shape[0], 27, 3, 3))
+    _assemble_elements(node_elems, Ke, _PAIR_SLOT, blocks)
+    A = _blocks_to_bsr(blocks, _neighbours(node_ijk)).tocsr()
+    dg = A.diagonal()
+    dead = dg <= 1e-12 * max(float(dg.max()), 1e-300)
+    if np.any(dead):
+        A = A + sp.diags(dead.astype(float))
+    return A, dead
+
+
+def _chebyshev(Aop, dinv, r, degree, lmin, lmax, tmp=None):
+    """Chebyshev–Jacobi smoothing of A x = r from x = 0."""
+    theta = 0.5 * (lmax + lmin)
+    delta = 0.5 * (lmax - lmin)
+    sigma = theta / delta
+    rho = 1.0 / sigma
+    d = dinv * r / theta
+    x = d.copy()
+    res = r.copy()
+    for _ in range(degree - 1):
+        res -= Aop(d)
+        rho_new = 1.0 / (2.0 * sigma - rho)
+        d *= rho_new * rho
+        d += (2.0 * rho_new / delta) * (dinv * res)
+        rho = rho_new
+        x += d
+    return x
+
+
+def _power_lmax(Aop, dinv, n, iters=8, bound=np.inf) -> float:
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal(n)
+    lam = 0.0
+    for _ in range(iters):
+        w = dinv * Aop(v)
+        lam = float(np.linalg.norm(w) / np.linalg.norm(v))
+        v = w / np.linalg.norm(w)
+    return min(bound, 1.1 * lam) if lam > 0 else float(bound)
+
+
 class _GeometricTwoLevel:
-    """Matrix-free fine level + Galerkin coarse level (2×2×2) solved by one pyamg V-cycle."""
+    """Matrix-free fine level, one or two Galerkin geometric levels (2×2×2), then a pyamg hierarchy.
+
+    A second geometric level (assembled, Chebyshev-smoothed) is used when the first coarse level still
+    has more than ``second_level_dofs`` unknowns; the pyamg smoothed-aggregation V-cycle takes over below.
+    """
 
     def __init__(self, mesh: VoxelMesh, K0: np.ndarray, free: np.ndarray, *, degree: int = 2,
-                 eig_ratio: float = 20.0):
+                 eig_ratio: float = 20.0, second_level_dofs: int = 150_000):
         self.mesh, self.K0, self.free = mesh, K0, free
         self.work = Workspace(mesh, K0)
         self.degree = degree
+        self.eig_ratio = eig_ratio
         d = diagonal(mesh, K0)
         d = np.where(free > 0, d, 1.0)
         self.dinv = 1.0 / d
-        self.lmax = self._estimate_lmax()
+        # rigorous bound: λmax(D⁻¹A) ≤ λmax(diag(K0)^-½ K0 diag(K0)^-½) (same for every element)
+        dk = np.sqrt(np.diag(K0))
+        bound = max(float(np.linalg.eigvalsh(K0 / dk[:, None] / dk[None, :]).max()), 1.0)
+        # power steps only bound λmax from below; Chebyshev needs an upper bound: use the rigorous one
+        # unless KYPHOSIM_LMAX=power
+        if os.environ.get("KYPHOSIM_LMAX") == "power":
+            self.lmax = _power_lmax(self.A, self.dinv, mesh.n_dofs, bound=bound)
+        else:
+            self.lmax = bound
         self.lmin = self.lmax / eig_ratio
-        self._build_coarse()
         self._tmp = np.empty(mesh.n_dofs)
+        self._build_coarse(second_level_dofs)
 
     # reduced operator M A M + (I - M)
     def A(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -285,133 +431,70 @@ class _GeometricTwoLevel:
         y += (1.0 - self.free) * x
         return y
 
-    def _estimate_lmax(self) -> float:
-        # rigorous bound: λmax(D⁻¹A) ≤ λmax(diag(K0)^-½ K0 diag(K0)^-½) (same for every element)
-        dk = np.sqrt(np.diag(self.K0))
-        bound = float(np.linalg.eigvalsh(self.K0 / dk[:, None] / dk[None, :]).max())
-        bound = max(bound, 1.0)
-        # a few power iterations usually find a tighter estimate
-        rng = np.random.default_rng(0)
-        v = rng.standard_normal(self.mesh.n_dofs)
-        lam = 0.0
-        for _ in range(8):
-            w = self.dinv * self.A(v)
-            lam = float(np.linalg.norm(w) / np.linalg.norm(v))
-            v = w / np.linalg.norm(w)
-        return min(bound, 1.1 * lam) if lam > 0 else bound
-
-    def _build_coarse(self) -> None:
+    def _build_coarse(self, second_level_dofs: int) -> None:
         mesh = self.mesh
-        cijk_all = mesh.elem_ijk // 2
-        cshape = tuple(int(v) for v in cijk_all.max(axis=0) + 1)
-        cflat = np.ravel_multi_index(tuple(cijk_all.T), cshape)
-        ucells, inv = np.unique(cflat, return_inverse=True)
-        cijk = np.stack(np.unravel_index(ucells, cshape), axis=1).astype(np.int64)
-        nce = cijk.shape[0]
-        child_pos = (mesh.elem_ijk % 2).astype(np.int64)
-        ch = child_pos[:, 0] + 2 * child_pos[:, 1] + 4 * child_pos[:, 2]
-        children = np.full((nce, 8), -1, dtype=np.int64)
-        children[inv.ravel(), ch] = np.arange(mesh.n_elements)
-        # coarse nodes
-        nshape = (cshape[0] + 1, cshape[1] + 1, cshape[2] + 1)
-        nmask = np.zeros(nshape, dtype=bool)
-        for di, dj, dk in _OFF:
-            nmask[cijk[:, 0] + di, cijk[:, 1] + dj, cijk[:, 2] + dk] = True
-        cnode_ijk = np.argwhere(nmask)
-        cnid = np.full(nshape, -1, dtype=np.int64)
-        cnid[tuple(cnode_ijk.T)] = np.arange(cnode_ijk.shape[0])
-        eid = np.full((cshape[0] + 2, cshape[1] + 2, cshape[2] + 2), -1, dtype=np.int64)
-        eid[cijk[:, 0] + 1, cijk[:, 1] + 1, cijk[:, 2] + 1] = np.arange(nce)
-        p, q, r = cnode_ijk.T
-        cnode_elems = np.empty((cnode_ijk.shape[0], 8), dtype=np.int64)
-        for s, (di, dj, dk) in enumerate(_OFF):
-            cnode_elems[:, s] = eid[p + di, q + dj, r + dk]
-        ncn = cnode_ijk.shape[0]
-
-        # prolongation P (fine nodes × coarse nodes), trilinear
-        fijk = mesh.node_ijk.astype(np.int64)
-        rows, cols, vals = [], [], []
-        lo = fijk // 2
-        odd = (fijk % 2).astype(bool)
-        for bits in _OFF:
-            cc = lo + bits * odd  # take the upper neighbour only on odd coordinates
-            w = np.prod(np.where(odd, 0.5, np.where(bits == 0, 1.0, 0.0)), axis=1)
-            keep = w > 0
-            ids = cnid[cc[keep, 0], cc[keep, 1], cc[keep, 2]]
-            if np.any(ids < 0):
-                raise RuntimeError("prolongation refers to a missing coarse node")
-            rows.append(np.nonzero(keep)[0])
-            cols.append(ids)
-            vals.append(w[keep])
-        P = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                          shape=(mesh.n_nodes, ncn))
-        self.P = P
-        self.PT = P.T.tocsr()
-
-        # child interpolation matrices Q_ch (24 fine dofs × 24 coarse dofs) and G_ch = Q᷀ᵀ K0 Q
-        Q = np.zeros((8, 24, 24))
-        for c in range(8):
-            for a in range(8):
-                xloc = (_OFF[c] + _OFF[a]) / 2.0
-                for b in range(8):
-                    w = np.prod(np.where(_OFF[b] == 1, xloc, 1.0 - xloc))
-                    for d in range(3):
-                        Q[c, 3 * a + d, 3 * b + d] = w
-        G = np.matmul(np.transpose(Q, (0, 2, 1)), np.matmul(self.K0[None], Q))
+        c1 = _Coarsening(mesh.elem_ijk, mesh.node_ijk)
+        self.c1 = c1
         # fine elements touching constrained dofs get their own masked Galerkin matrix
         fmask = self.free.reshape(-1, 3)[mesh.conn].reshape(mesh.n_elements, 24)
-        masked = np.nonzero(fmask.min(axis=1) < 1)[0]
-        masked_idx = np.full(mesh.n_elements, -1, dtype=np.int64)
-        masked_idx[masked] = np.arange(masked.size)
-        if masked.size:
-            mk = fmask[masked]
-            Km = self.K0[None] * mk[:, :, None] * mk[:, None, :]
-            Qm = Q[ch[masked]]
-            Gm = np.matmul(np.transpose(Qm, (0, 2, 1)), np.matmul(Km, Qm)) * mesh.modulus_mpa[masked, None, None]
-        else:
-            Gm = np.zeros((1, 24, 24))
-        blocks = np.zeros((ncn, 27, 3, 3))
-        _assemble_galerkin(cnode_elems, children, mesh.modulus_mpa, G, masked_idx, Gm, _PAIR_SLOT, blocks)
-        Ac = _blocks_to_bsr(blocks, _neighbours(cnode_ijk)).tocsr()
-        # coarse dofs that see no free fine dof: decouple them
-        dg = Ac.diagonal()
-        dead = dg <= 1e-12 * max(float(dg.max()), 1e-300)
-        if np.any(dead):
-            Ac = Ac + sp.diags(dead.astype(float))
-        cfree = (~dead).astype(float)
+        masked = fmask.min(axis=1) < 1
+        E = mesh.modulus_mpa
+        K0 = self.K0
+
+        def child(elems, c):
+            Kch = E[elems, None, None] * K0[None]
+            m = masked[elems]
+            if np.any(m):
+                mk = fmask[elems[m]]
+                Kch[m] = Kch[m] * mk[:, :, None] * mk[:, None, :]
+            return Kch
+
+        Kc1 = c1.galerkin(child)
+        A1, dead1 = _assembled(c1.cnode_ijk, c1.cnode_elems, Kc1)
+        self.coarse_dofs = int(A1.shape[0])
+        self.geo = []  # second geometric level: (A1, dinv1, lmax1, P2, PT2)
+        Ac, dead, nodes, step = A1, dead1, c1.cnode_ijk, 2.0
+        if self.coarse_dofs > second_level_dofs:
+            c2 = _Coarsening(c1.cijk, c1.cnode_ijk)
+            Kc2 = c2.galerkin(lambda elems, c: Kc1[elems])
+            del Kc1
+            A2, dead2 = _assembled(c2.cnode_ijk, c2.cnode_elems, Kc2)
+            d1 = A1.diagonal()
+            dinv1 = 1.0 / d1
+            A1op = lambda x: A1 @ x  # noqa: E731
+            lmax1 = _power_lmax(A1op, dinv1, A1.shape[0])
+            self.geo.append((A1, dinv1, lmax1, c2.P, c2.PT))
+            Ac, dead, nodes, step = A2, dead2, c2.cnode_ijk, 4.0
         self.Ac = Ac
-        self.coarse_dofs = int(Ac.shape[0])
-        xyz = cnode_ijk * 2.0 * mesh.spacing
-        self.ml = _pyamg_hierarchy(Ac, xyz, cfree)
-        # a W-cycle pays off once the Galerkin coarse level is large (fine models ≳ 0.3 M elements)
-        cycle = os.environ.get("KYPHOSIM_COARSE_CYCLE") or ("W" if self.coarse_dofs > 100_000 else "V")
+        xyz = nodes * step * mesh.spacing
+        self.ml = _pyamg_hierarchy(Ac, xyz, (~dead).astype(float))
+        # a W-cycle pays off once the algebraic part is large
+        cycle = os.environ.get("KYPHOSIM_COARSE_CYCLE") or ("W" if Ac.shape[0] > 100_000 else "V")
         self.coarse_cycle = cycle
         self._coarse = self.ml.aspreconditioner(cycle=cycle)
 
     def _smooth(self, r: np.ndarray) -> np.ndarray:
-        """Chebyshev–Jacobi smoothing of A x = r from x = 0 (degree self.degree)."""
-        theta = 0.5 * (self.lmax + self.lmin)
-        delta = 0.5 * (self.lmax - self.lmin)
-        sigma = theta / delta
-        rho = 1.0 / sigma
-        d = self.dinv * r / theta
-        x = d.copy()
-        res = r.copy()
-        for _ in range(self.degree - 1):
-            res -= self.A(d, self._tmp)
-            rho_new = 1.0 / (2.0 * sigma - rho)
-            d *= rho_new * rho
-            d += (2.0 * rho_new / delta) * (self.dinv * res)
-            rho = rho_new
-            x += d
+        return _chebyshev(lambda v: self.A(v, self._tmp), self.dinv, r, self.degree, self.lmin, self.lmax)
+
+    def _coarse_cycle(self, rc: np.ndarray) -> np.ndarray:
+        if not self.geo:
+            return self._coarse @ rc
+        A1, dinv1, lmax1, P2, PT2 = self.geo[0]
+        A1op = lambda v: A1 @ v  # noqa: E731
+        x = _chebyshev(A1op, dinv1, rc, self.degree, lmax1 / self.eig_ratio, lmax1)
+        r = rc - A1 @ x
+        e2 = self._coarse @ (PT2 @ r.reshape(-1, 3)).ravel()
+        x += (P2 @ e2.reshape(-1, 3)).ravel()
+        r = rc - A1 @ x
+        x += _chebyshev(A1op, dinv1, r, self.degree, lmax1 / self.eig_ratio, lmax1)
         return x
 
     def __call__(self, b: np.ndarray) -> np.ndarray:
         x = self._smooth(b)
         r = b - self.A(x)
-        rc = (self.PT @ (r * self.free).reshape(-1, 3)).ravel()
-        ec = self._coarse @ rc
-        x += (self.P @ ec.reshape(-1, 3)).ravel() * self.free
+        rc = (self.c1.PT @ (r * self.free).reshape(-1, 3)).ravel()
+        ec = self._coarse_cycle(rc)
+        x += (self.c1.P @ ec.reshape(-1, 3)).ravel() * self.free
         r = b - self.A(x)
         x += self._smooth(r)
         return x
@@ -477,9 +560,11 @@ def solve(mesh: VoxelMesh, K0: np.ndarray, fixed: np.ndarray, values: np.ndarray
     uD[fixed] = values
     b = -matvec(mesh, K0, uD) * free
     if method == "gmg":
-        pre = _GeometricTwoLevel(mesh, K0, free, degree=degree)
+        degree = int(os.environ.get("KYPHOSIM_SMOOTH_DEGREE", degree))
+        geo2 = int(os.environ.get("KYPHOSIM_GEO2_DOFS", 150_000))
+        pre = _GeometricTwoLevel(mesh, K0, free, degree=degree, second_level_dofs=geo2)
         Aop, M = pre.A, pre
-        extra = {"levels": 1 + len(pre.ml.levels), "coarse_dofs": pre.coarse_dofs}
+        extra = {"levels": 1 + len(pre.geo) + len(pre.ml.levels), "coarse_dofs": pre.coarse_dofs}
     elif method == "amg":
         A = constrain(assemble_bsr(mesh, K0), free)
         xyz = mesh.node_ijk * mesh.spacing
