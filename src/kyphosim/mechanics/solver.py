@@ -129,33 +129,6 @@ def _assemble_scaled(node_elems, conn, E, K0, pair_slot, blocks):
                         blocks[n, t, i, j] += Ee * K0[3 * la + i, 3 * b + j]
 
 
-@nb.njit(parallel=True, cache=True)
-def _assemble_galerkin(cnode_elems, children, Efine, G, masked_idx, Gm, pair_slot, blocks):
-    """Coarse blocks from Σ_children E_c·G_ch (or the masked child's own matrix)."""
-    nn = cnode_elems.shape[0]
-    for n in nb.prange(nn):
-        for s in range(8):
-            ce = cnode_elems[n, s]
-            if ce < 0:
-                continue
-            la = 7 - s
-            for ch in range(8):
-                fe = children[ce, ch]
-                if fe < 0:
-                    continue
-                mi = masked_idx[fe]
-                Ee = Efine[fe]
-                for b in range(8):
-                    t = pair_slot[la, b]
-                    for i in range(3):
-                        for j in range(3):
-                            if mi < 0:
-                                v = Ee * G[ch, 3 * la + i, 3 * b + j]
-                            else:
-                                v = Gm[mi, 3 * la + i, 3 * b + j]
-                            blocks[n, t, i, j] += v
-
-
 # ----------------------------------------------------------------------------------- helpers
 class Workspace:
     """Buffers for the matrix-free product: element vectors X (ne×24) and Y = X·K0 (one GEMM)."""
@@ -341,16 +314,23 @@ class _Coarsening:
                                shape=(fijk.shape[0], self.cnode_ijk.shape[0]))
         self.PT = self.P.T.tocsr()
 
-    def galerkin(self, child_matrix) -> np.ndarray:
-        """Coarse element matrices Σ_c Q_cᵀ K_child Q_c; ``child_matrix(elements, c)`` → (n, 24, 24)."""
+    def galerkin(self, projected) -> np.ndarray:
+        """Coarse element matrices Σ_c Q_cᵀ K_child Q_c; ``projected(elements, c)`` → (n, 24, 24) = Q_cᵀ K Q_c."""
         Kc = np.zeros((self.cijk.shape[0], 24, 24))
         for c in range(8):
             sel = np.nonzero(self.children[:, c] >= 0)[0]
             if sel.size == 0:
                 continue
-            Kch = child_matrix(self.children[sel, c], c)
-            Kc[sel] += np.matmul(_Q[c].T, np.matmul(Kch, _Q[c]))
+            Kc[sel] += projected(self.children[sel, c], c)
         return Kc
+
+
+def _project(K: np.ndarray, c: int) -> np.ndarray:
+    """Q_cᵀ K Q_c for a batch of child matrices K (n, 24, 24)."""
+    return np.matmul(_Q[c].T, np.matmul(K, _Q[c]))
+
+
+
 
 
 def _assembled(node_ijk, node_elems, Ke) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -441,13 +421,16 @@ class _GeometricTwoLevel:
         E = mesh.modulus_mpa
         K0 = self.K0
 
+        G = np.stack([_project(K0[None], c)[0] for c in range(8)])  # Q_cᵀ K0 Q_c, shared by all children
+
         def child(elems, c):
-            Kch = E[elems, None, None] * K0[None]
+            out = E[elems, None, None] * G[c][None]
             m = masked[elems]
             if np.any(m):
                 mk = fmask[elems[m]]
-                Kch[m] = Kch[m] * mk[:, :, None] * mk[:, None, :]
-            return Kch
+                Km = E[elems[m], None, None] * K0[None] * mk[:, :, None] * mk[:, None, :]
+                out[m] = _project(Km, c)
+            return out
 
         Kc1 = c1.galerkin(child)
         A1, dead1 = _assembled(c1.cnode_ijk, c1.cnode_elems, Kc1)
@@ -456,7 +439,7 @@ class _GeometricTwoLevel:
         Ac, dead, nodes, step = A1, dead1, c1.cnode_ijk, 2.0
         if self.coarse_dofs > second_level_dofs:
             c2 = _Coarsening(c1.cijk, c1.cnode_ijk)
-            Kc2 = c2.galerkin(lambda elems, c: Kc1[elems])
+            Kc2 = c2.galerkin(lambda elems, c: _project(Kc1[elems], c))
             del Kc1
             A2, dead2 = _assembled(c2.cnode_ijk, c2.cnode_elems, Kc2)
             d1 = A1.diagonal()
