@@ -14,7 +14,7 @@ import numpy as np
 from scipy import ndimage
 
 from kyphosim.anatomy.phantom.chain import rng_for
-from kyphosim.anatomy.phantom.geometry import PE_CORTEX_MM, VertebraShape
+from kyphosim.anatomy.phantom.geometry import ENDPLATE_MM, PE_CORTEX_MM, SHELL_MM, VertebraShape
 from kyphosim.anatomy.phantom.hu import (CORTICAL_MG_CM3, POSTERIOR_TRAB_FACTOR, TISSUE_HU,
                                          hu_from_vbmd)
 from kyphosim.anatomy.phantom.spec import PhantomSpec
@@ -333,7 +333,6 @@ def _render_vertebra(grid: Grid, s: VertebraShape, spec: PhantomSpec, level_bmd:
     sdf_b = np.full(n, np.inf)
     sdf_bi = np.full(n, np.inf)
     pb = p[in_body_box]
-    from kyphosim.anatomy.phantom.geometry import ENDPLATE_MM, SHELL_MM
     ep = ENDPLATE_MM * (1.6 if (s.fracture is not None and s.fracture.age == "chronic") else 1.0)
     sdf_b[in_body_box] = s.body_sdf(pb)
     # bony endplate thinnest centrally, thicker towards the ring apophysis: 0.75·ep … 1.5·ep
