@@ -283,6 +283,11 @@ def test_demo_case_is_osteoporotic_acute_l1_wedge_grade2():
     assert spec.bmd_mg_cm3 < 80 and "L1" in spec.levels
 
 
+def test_too_large_phantom_is_refused_before_drawing():
+    with pytest.raises(InputError, match="M voxels"):
+        make_phantom(PhantomSpec(levels="T1-L5", spacing_mm=0.3))
+
+
 @pytest.mark.parametrize("kw, msg", [
     (dict(levels="T12-L9"), "unknown vertebra"),
     (dict(levels="C5-C7"), "T1–L5"),

@@ -18,11 +18,13 @@ from kyphosim.anatomy.phantom.geometry import ENDPLATE_MM, PE_CORTEX_MM, SHELL_M
 from kyphosim.anatomy.phantom.hu import (CORTICAL_MG_CM3, POSTERIOR_TRAB_FACTOR, TISSUE_HU,
                                          hu_from_vbmd)
 from kyphosim.anatomy.phantom.spec import PhantomSpec
+from kyphosim.errors import InputError
 from kyphosim.imaging.labels import SUBREGION_IDS
 
 __all__ = ["Grid", "make_grid", "render", "RenderResult"]
 
 _AX = {"L": 0, "R": 0, "P": 1, "A": 1, "I": 2, "S": 2}
+MAX_VOXELS = 120e6    # ≈ 0.5 GB per float32 volume; several are alive while rendering
 SB = SUBREGION_IDS
 
 
@@ -91,6 +93,9 @@ def make_grid(spec: PhantomSpec, shapes: list[VertebraShape]) -> Grid:
         lo = np.array([-max(xmax, 85.0), lo[1] - 45.0, z_lo])
         hi = np.array([max(xmax, 85.0), hi[1] + 55.0, z_hi])
     n = np.floor((hi - lo) / sp).astype(int) + 1
+    if float(np.prod(n.astype(float))) > MAX_VOXELS:
+        raise InputError(f"the phantom would have {np.prod(n.astype(float)) / 1e6:.0f} M voxels "
+                         f"(limit {MAX_VOXELS / 1e6:.0f} M): use fewer levels, a coarser spacing or --margin")
     return Grid(origin=lo, spacing=sp, shape=tuple(int(v) for v in n))  # type: ignore[arg-type]
 
 
