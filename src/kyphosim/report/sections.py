@@ -17,13 +17,14 @@ __all__ = [
 ]
 
 
-def png_files(paths: Iterable[Path | str]) -> list[tuple[Path, bytes]]:
-    """Read existing PNG files (missing ones are skipped)."""
+def png_files(paths: Iterable[Path | str | tuple[Path | str, str]]) -> list[tuple[Path, bytes, str]]:
+    """Read existing PNG files; items are paths or (path, caption). Missing files are skipped."""
     out = []
-    for p in paths:
+    for item in paths:
+        p, cap = (item if isinstance(item, tuple) else (item, None))
         p = Path(p)
         if p.is_file():
-            out.append((p, p.read_bytes()))
+            out.append((p, p.read_bytes(), cap or _caption(p)))
     return out
 
 
@@ -76,8 +77,8 @@ def assessment_section(a: Mapping[str, Any], figures: Iterable[Path] = ()) -> Se
                      ", ".join(lv.get("flags") or []) or "—"])
     s.table(["level", "Ha mm", "Hm mm", "Hp mm", "loss %", "grade", "type", "wedge °", "trab. HU", "vBMD",
              "post. wall mm", "flags"], rows, "Heights along each body's own axis (docs/assessment.md).")
-    for p, png in png_files(figures):
-        s.figure(png, _caption(p), width_frac=0.49 if "spine" not in p.name else 1.0)
+    for p, png, cap in png_files(figures):
+        s.figure(png, cap, width_frac=0.49 if "spine" not in p.name else 0.8)
     return s
 
 
@@ -124,8 +125,8 @@ def plan_section(p: Mapping[str, Any], figures: Iterable[Path] = ()) -> Section:
         if rows:
             s.table(["side", "gauge G", "length mm", "pedicle min width mm", "canal clearance mm",
                      "cortex clearance mm", "convergence °", "sagittal °", "entry (RAS mm)", "target (RAS mm)"], rows)
-    for path, png in png_files(figures):
-        s.figure(png, _caption(path), width_frac=0.49)
+    for _, png, cap in png_files(figures):
+        s.figure(png, cap, width_frac=0.49)
     return s
 
 
@@ -161,8 +162,8 @@ def simulation_section(results: Mapping[str, Mapping[str, Any]], figures: Iterab
             s.table(["step", "time s", "pressure kPa", "volume mL"],
                     [[st.get("name"), fmt(st.get("time_s", st.get("time"))), fmt(st.get("pressure_kpa")),
                       fmt(st.get("volume_ml"), 2)] for st in steps], f"{tech}: steps")
-    for path, png in png_files(figures):
-        s.figure(png, _caption(path), width_frac=0.49)
+    for _, png, cap in png_files(figures):
+        s.figure(png, cap, width_frac=0.49)
     return s
 
 
@@ -184,8 +185,8 @@ def strength_section(st: Mapping[str, Any], figures: Iterable[Path] = ()) -> Sec
         s.table(["comparison", "stiffness change %", "failure load change %"], crow)
     for n in st.get("notes") or []:
         s.text(str(n))
-    for path, png in png_files(figures):
-        s.figure(png, _caption(path), width_frac=0.49)
+    for _, png, cap in png_files(figures):
+        s.figure(png, cap, width_frac=0.49)
     return s
 
 

@@ -56,10 +56,10 @@ def build_report(ct: Volume, labels: Volume, ctx: dict[str, Any], runner, opts, 
         rep.add(S.plan_section(ctx["plan"], _figs(out / "plan")))
     if ctx.get("simulation"):
         sims = {k: v["result"] for k, v in ctx["simulation"].items()}
-        figs = []
+        figs: list = [(p, "kyphoplasty vs vertebroplasty: cement, heights and leaks")
+                      for p in _figs(out / "simulation", "kyphoplasty_vs_vertebroplasty.png")]
         for tech in sims:
-            figs += _figs(out / "simulation" / tech)
-        figs += _figs(out / "simulation")
+            figs += [(p, f"{tech}: {p.stem.replace('_', ' ')}") for p in _figs(out / "simulation" / tech)]
         rep.add(S.simulation_section(sims, figs))
         rep.add(_risks_section(sims))
     if ctx.get("strength"):
