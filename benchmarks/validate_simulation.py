@@ -75,6 +75,7 @@ def run_case(c, resolution, techniques=("kyphoplasty", "vertebroplasty"), viscos
             "cavity_ml": d["cavity_volume_ml"], "cement_ml": d["cement"]["volume_ml"],
             "grid_ml": d["cement"]["grid_volume_ml"], "fill": d["cement"]["fill_fraction"],
             "stop": d["cement"]["stop_reason"], "leaks": d["cement"]["leaks"],
+            "cement_pmax_kpa": d["cement"]["max_pressure_kpa"],
             "leak": d["cement"]["leak_summary"]["any"], "mass_err_pct": d["bone"].get("mass_error_pct"),
             "balloons": [{"vol": b["max_volume_ml"], "pmax_psi": b["max_pressure_psi"], "stop": b["stop_reason"],
                           "p_2_4_psi": (lambda v: None if v is None else v / PSI)(pressure_at(b["pv_curve"]))}
@@ -130,6 +131,29 @@ def summarise(rows):
                                                for t in ("kyphoplasty", "vertebroplasty"))
         s[f"leak_rate_{name}"]["chronic"] = rate(leaked(r[t], thr) for r in rows if r["case"]["age"] == "chronic"
                                                  for t in ("kyphoplasty", "vertebroplasty"))
+        for tech, key in (("kyphoplasty", "kp"), ("vertebroplasty", "vp")):
+            by = {}
+            for name_, pred in (("acute_no_cleft", lambda c: c["age"] == "acute" and not c["cleft"]),
+                                ("cleft", lambda c: c["cleft"]), ("chronic", lambda c: c["age"] == "chronic"),
+                                ("low", lambda c: c["viscosity"] == "low"), ("medium", lambda c: c["viscosity"] == "medium"),
+                                ("high", lambda c: c["viscosity"] == "high")):
+                by[name_] = rate(leaked(r[tech], thr) for r in rows if tech in r and pred(r["case"]))
+            s[f"leak_rate_{name}"][f"{key}_by"] = by
+    for tech, key in (("kyphoplasty", "kp"), ("vertebroplasty", "vp")):
+        ty = {}
+        for r in rows:
+            for lk in r.get(tech, {}).get("leaks", []):
+                if lk["volume_ml"] >= CT_LEAK_ML:
+                    ty[lk["type"]] = ty.get(lk["type"], 0) + 1
+        s[f"leak_types_ct_{key}"] = ty
+        s[f"leak_volume_ml_{key}"] = [float(np.percentile([sum(l["volume_ml"] for l in r[tech]["leaks"]) for r in rows
+                                                           if tech in r], q)) for q in (50, 90, 100)]
+        s[f"stop_reasons_{key}"] = {}
+        for r in rows:
+            if tech in r:
+                s[f"stop_reasons_{key}"][r[tech]["stop"]] = s[f"stop_reasons_{key}"].get(r[tech]["stop"], 0) + 1
+        s[f"injection_pressure_kpa_{key}"] = [float(np.percentile([r[tech]["cement_pmax_kpa"] for r in rows
+                                                                   if tech in r], q)) for q in (10, 50, 90)]
     s["leak_rate"] = {"kp": rate(k["leak"] for k in kp), "vp": rate(k["leak"] for k in vp)}
     for v in ("low", "medium", "high"):
         s["leak_rate"][f"viscosity_{v}"] = rate(r[t]["leak"] for r in rows if r["case"]["viscosity"] == v
@@ -196,17 +220,54 @@ def real_cases(resolution):
 
 
 def refine_check(cases, r0=0.5, r1=0.35):
+    """KP at two grid spacings: volumes, fill, heights after, median balloon pressure over 2–4 mL."""
     res = []
     for c in cases:
         a = run_case(c, r0, techniques=("kyphoplasty",))["kyphoplasty"]
         b = run_case(c, r1, techniques=("kyphoplasty",))["kyphoplasty"]
+
+        def p24(x):
+            v = [bb["p_2_4_psi"] for bb in x["balloons"] if bb["p_2_4_psi"] is not None]
+            return float(np.median(v)) if v else float("nan")
+
         keys = {"cavity_ml": (a["cavity_ml"], b["cavity_ml"]), "cement_ml": (a["cement_ml"], b["cement_ml"]),
-                "fill": (a["fill"], b["fill"]), "ha_gain_mm": (a["ha_gain_mm"], b["ha_gain_mm"]),
-                "pmax_psi": (max(x["pmax_psi"] for x in a["balloons"]), max(x["pmax_psi"] for x in b["balloons"]))}
+                "fill": (a["fill"], b["fill"]),
+                "balloon_ml": (sum(x["vol"] for x in a["balloons"]), sum(x["vol"] for x in b["balloons"])),
+                "p_2_4ml_psi": (p24(a), p24(b)),
+                "ha_after_mm": (a["heights"]["after"]["anterior_mm"], b["heights"]["after"]["anterior_mm"]),
+                "hm_after_mm": (a["heights"]["after"]["middle_mm"], b["heights"]["after"]["middle_mm"]),
+                "hp_after_mm": (a["heights"]["after"]["posterior_mm"], b["heights"]["after"]["posterior_mm"]),
+                "ha_gain_mm": (a["ha_gain_mm"], b["ha_gain_mm"]),
+                "pmax_psi": (max(x["pmax_psi"] for x in a["balloons"]), max(x["pmax_psi"] for x in b["balloons"])),
+                "cement_pmax_kpa": (a["cement_pmax_kpa"], b["cement_pmax_kpa"]),
+                "leak_ml": (sum(l["volume_ml"] for l in a["leaks"]), sum(l["volume_ml"] for l in b["leaks"]))}
         rel = {k: (abs(v[1] - v[0]) / max(abs(v[0]), 1e-9) if abs(v[0]) > 1e-6 else abs(v[1] - v[0])) for k, v in keys.items()}
-        res.append({"case": c["id"], "values": keys, "rel_change": rel})
+        res.append({"case": c["id"], "spec": c, "values": keys, "rel_change": rel,
+                    "wall_s": (a["wall_s"], b["wall_s"])})
         print(json.dumps(res[-1]), flush=True)
     return res
+
+
+def viscosity_sweep(cases, resolution):
+    """The same phantoms with low and with high viscosity cement (paired), KP and VP."""
+    out = []
+    for c in cases:
+        row = {"case": c["id"]}
+        for visc in ("low", "high"):
+            r = run_case(c, resolution, viscosity=visc)
+            row[visc] = {t: {"leak_ml": sum(l["volume_ml"] for l in r[t]["leaks"]), "cement_ml": r[t]["cement_ml"],
+                             "stop": r[t]["stop"], "leaks": [l["type"] for l in r[t]["leaks"]]} for t in r}
+        out.append(row)
+        print(json.dumps(row), flush=True)
+    summ = {}
+    for t, key in (("kyphoplasty", "kp"), ("vertebroplasty", "vp")):
+        for visc in ("low", "high"):
+            for name, thr in (("ct", CT_LEAK_ML), ("fluoro", FLUORO_LEAK_ML)):
+                v = [r[visc][t]["leak_ml"] >= thr for r in out]
+                summ[f"{key}_{visc}_{name}"] = (sum(v) / len(v), len(v))
+            summ[f"{key}_{visc}_leak_ml_mean"] = float(np.mean([r[visc][t]["leak_ml"] for r in out]))
+    print(json.dumps(summ, indent=1))
+    return {"cases": out, "summary": summ}
 
 
 def main() -> None:
@@ -215,8 +276,10 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=48)
     ap.add_argument("--out", type=Path, default=Path("validate_simulation.json"))
     ap.add_argument("--refine", action="store_true")
+    ap.add_argument("--refine-cases", type=int, nargs="+", default=[0, 1, 15])
     ap.add_argument("--real", action="store_true")
     ap.add_argument("--skip-cohort", action="store_true")
+    ap.add_argument("--sweep", type=int, default=0, help="paired low/high viscosity on the first N acute cases")
     ap.add_argument("--resummarise", type=Path, help="recompute the summary of a saved report")
     a = ap.parse_args()
     if a.resummarise:
@@ -254,8 +317,13 @@ def main() -> None:
             json.dumps({k: v for k, v in rows[0][t].items() if k != "wall_s"}, sort_keys=True)
             for t in ("kyphoplasty", "vertebroplasty"))
         print("deterministic:", report["deterministic"])
+    if a.sweep:
+        acute = [c for c in cohort(48) if c["age"] == "acute" and not c["cleft"]][: a.sweep]
+        report["viscosity_sweep"] = viscosity_sweep(acute, a.resolution)
+        a.out.write_text(json.dumps(report, indent=1, default=str))
     if a.refine:
-        report["refinement"] = refine_check(cohort(48)[:3])
+        cs = cohort(48)
+        report["refinement"] = refine_check([cs[i] for i in a.refine_cases])
     if a.real:
         report["real"] = real_cases(a.resolution)
     a.out.write_text(json.dumps(report, indent=1, default=str))

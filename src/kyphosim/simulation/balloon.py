@@ -367,7 +367,7 @@ def inflate(model: VertebraModel, accesses: list[Access], devices: list[BalloonD
             progress(sum(r.volume_ml for r in runs))
         if step > 100000:  # pragma: no cover - safety
             break
-    sealed = seal_exits(model, comp.rho0, comp.kappa_rho, params)
+    sealed = seal_exits(model, comp.rho0, comp.kappa_rho, params, occ)
     mass1 = float(model.rho.sum())
     vv = model.voxel_volume_ml
     return InflationResult(balloons=runs, occ=occ, mass_before_mg=mass0 * vv, mass_after_mg=mass1 * vv,
@@ -404,15 +404,31 @@ def _enclosed(model: VertebraModel, occ: np.ndarray, run: BalloonRun, envbox) ->
     return flat
 
 
-def seal_exits(model: VertebraModel, rho0: np.ndarray, kappa_rho: float, params: SimParams) -> int:
-    """Exit voxels (B/S/C/D) into which the balloon pressed compacted bone (density risen by at least
-    half the compaction limit) are sealed: they become compacted trabecular bone, whose density sets
-    their (low) permeability. Returns the number of sealed voxels."""
+def seal_exits(model: VertebraModel, rho0: np.ndarray, kappa_rho: float, params: SimParams,
+               occ: np.ndarray | None = None) -> int:
+    """Exits the balloon closes: vein foramina, cortical cracks and endplate breaks (B/S/C/D) within
+    ``seal_reach_mm`` of the inflated balloon (the balloon pressure, ≥ 10² kPa, exceeds the venous
+    pressure, ~1 kPa, by two orders of magnitude: the vessel collapses and the compacted layer is
+    pressed into the opening), or into which compacted bone was pressed (density risen by at least
+    ``seal_fraction`` of the compaction limit). They become ``Tissue.SEALED``: porous with the
+    compacted-shell density ``kappa_rho`` (stored as ``model.geometry['seal_rho_mg_cm3']``), which
+    sets their permeability in the cement model. Returns the number of sealed voxels."""
     t = model.tissue
     ex = np.isin(t, [int(Tissue.BASIVERTEBRAL), int(Tissue.SEGMENTAL_EXIT), int(Tissue.CORTICAL_DEFECT),
                      int(Tissue.ENDPLATE_BREAK)])
     s = ex & (model.rho - rho0 >= params.seal_fraction * kappa_rho)
-    t[s] = Tissue.TRABECULAR
+    if occ is not None and ex.any() and np.any(occ > 0):
+        n = max(1, int(round(params.seal_reach_mm / model.spacing_mm)))
+        idx = np.argwhere(ex)
+        lo = np.maximum(idx.min(axis=0) - n, 0)
+        hi = np.minimum(idx.max(axis=0) + n + 1, np.asarray(t.shape))
+        box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+        ob = occ[box] > 0
+        if ob.any():
+            near = ndi.distance_transform_edt(~ob) * model.spacing_mm <= params.seal_reach_mm + 1e-6
+            s[box] |= ex[box] & near
+    t[s] = Tissue.SEALED
+    model.geometry["seal_rho_mg_cm3"] = float(kappa_rho)
     return int(s.sum())
 
 

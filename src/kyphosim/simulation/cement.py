@@ -33,6 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg  # noqa: F401
 from scipy import ndimage as ndi
+from scipy.sparse.csgraph import connected_components
 from scipy.sparse.linalg import cg
 
 from kyphosim.simulation.lift import LiftState, gap_fills, shift_columns
@@ -43,7 +44,7 @@ __all__ = ["InjectionResult", "inject", "permeability_m2"]
 
 _POROUS = np.zeros(256, bool)
 for _t in (Tissue.TRABECULAR, Tissue.FRACTURE, Tissue.CLEFT, Tissue.GAP, Tissue.BASIVERTEBRAL,
-           Tissue.SEGMENTAL_EXIT, Tissue.CORTICAL_DEFECT, Tissue.ENDPLATE_BREAK):
+           Tissue.SEGMENTAL_EXIT, Tissue.CORTICAL_DEFECT, Tissue.ENDPLATE_BREAK, Tissue.SEALED):
     _POROUS[int(_t)] = True
 _EXITS = {int(Tissue.BASIVERTEBRAL): "B", int(Tissue.SEGMENTAL_EXIT): "S",
           int(Tissue.CORTICAL_DEFECT): "C", int(Tissue.ENDPLATE_BREAK): "D"}
@@ -249,6 +250,12 @@ def inject(model: VertebraModel, sources: list[np.ndarray], cavity: np.ndarray |
     k_si = np.where((t == Tissue.ENDPLATE_BREAK) | (leak_map == _LEAK_CODES["D"]), params.disc_permeability_m2, k_si)
     k_si = np.where((t == Tissue.CORTICAL_DEFECT), params.vein_permeability_m2 * 0.1, k_si)
     bvtv = np.clip(model.rho / params.tissue_bmd_mg_cm3, 0.0, 0.95)
+    sealed = t == Tissue.SEALED
+    if sealed.any():
+        # a collapsed exit plugged with compacted bone: the compacted shell's density sets k and φ
+        rho_seal = np.maximum(model.rho, model.geometry.get("seal_rho_mg_cm3", 0.0))
+        k_si = np.where(sealed, permeability_m2(rho_seal, params), k_si)
+        bvtv = np.where(sealed, np.clip(rho_seal / params.tissue_bmd_mg_cm3, 0.0, 0.95), bvtv)
     por = np.where(open_void | (leak_map > 0) | vein, 1.0, 1.0 - bvtv).astype(np.float32)
     # outlets: outer shell of the leak spaces
     ls = leak_map > 0
@@ -267,7 +274,8 @@ def inject(model: VertebraModel, sources: list[np.ndarray], cavity: np.ndarray |
     q_total = params.injection_rate_ml_min / 60.0 * 1e-6              # m³/s, all sides together
     q_side = q_total / max(len(src_ids), 1)
     pb_full = _marrow_backpressure(model, omega, k_si, outlet, sources, params, q_side)
-    p_back = pb_full.ravel()[faces.flat]
+    # absolute pressures: marrow and veins sit on the venous (= intraosseous, Arnoldi 1981) pressure
+    p_back = pb_full.ravel()[faces.flat] + params.venous_pressure_kpa * 1000.0
     cement = np.zeros(n, bool)
     for sid in src_ids:
         fill[sid] = 1.0
@@ -294,6 +302,7 @@ def inject(model: VertebraModel, sources: list[np.ndarray], cavity: np.ndarray |
     post_idx = np.flatnonzero(post_q & ~in_cav & (leak_any == 0))
     thr_fac = np.sqrt(np.maximum(phi_o, 1e-3) / (2.0 * np.maximum(k_o, 1e-16)))   # 1/m
     gam = np.ones(n)
+    gam_n = gam * (4 * grade.n) / (3 * grade.n + 1)
     hist: list[dict] = []
     stop = "target volume reached"
     steps = 0
@@ -307,7 +316,12 @@ def inject(model: VertebraModel, sources: list[np.ndarray], cavity: np.ndarray |
         t_min = grade.t_start_min + injected / params.injection_rate_ml_min
         K = grade.k_start_pa_sn * np.exp((t_min - grade.t_start_min) / grade.tau_min)
         tau_y = grade.yield_stress_per_k * K
-        mu_c = K * np.clip(gam, 1e-2, 1e3) ** (grade.n - 1.0)
+        gc = np.clip(gam, 1e-2, 1e3)
+        mu_c = K * gc ** (grade.n - 1.0)
+        if params.herschel_bulkley:
+            # Herschel–Bulkley apparent viscosity: the yield stress resists flow along every cement
+            # path (in a tube of diameter d this adds exactly the Bingham plug drop 4·τ_y·L/d)
+            mu_c = mu_c + tau_y / np.clip(gam_n, 1e-2, 1e3)
         # --- pressure in the cement region; marrow back-pressure on the front faces
         cid = np.flatnonzero(cement)
         # open voids filled with cement are isobaric: each connected one is a single node
@@ -335,43 +349,80 @@ def inject(model: VertebraModel, sources: list[np.ndarray], cavity: np.ndarray |
         cc = a_c & b_c & (la != lb)
         fr_a = a_c & ~b_c      # cement at a, front at b
         fr_b = b_c & ~a_c
-        diag = (np.bincount(la[cc], T[cc], m) + np.bincount(lb[cc], T[cc], m)
-                + np.bincount(la[fr_a], T[fr_a], m) + np.bincount(lb[fr_b], T[fr_b], m))
-        rhs = (np.bincount(la[fr_a], T[fr_a] * p_back[fb[fr_a]], m)
-               + np.bincount(lb[fr_b], T[fr_b] * p_back[fa[fr_b]], m))
+        # front faces: cement enters voxel j only where p_i − p_back,j exceeds the yield threshold
+        # θ_j = τ_y·√(φ_j/2k_j)·h of advancing one voxel (capillary bundle; a vein of diameter d:
+        # 4·τ_y·h/d). Volume-controlled syringe: the open set is found by an active-set iteration
+        # (faces below threshold carry no flow; the pressure rises until enough faces open).
+        fr = np.flatnonzero(fr_a | fr_b)
+        fr_c = np.where(fr_a[fr], la[fr], lb[fr])          # cement node
+        fr_j = np.where(fr_a[fr], fb[fr], fa[fr])          # front voxel
+        T_fr = T[fr]
+        thr = p_back[fr_j] + tau_y * thr_fac[fr_j] * hm    # Pa, absolute
+        Tcc = T[cc]
+        rows_cc = np.concatenate([la[cc], lb[cc]])
+        cols_cc = np.concatenate([lb[cc], la[cc]])
+        d_cc = np.bincount(la[cc], Tcc, m) + np.bincount(lb[cc], Tcc, m)
+        q_src = np.zeros(m)
         for sid in src_ids:
-            rhs[loc[sid]] += q_side
-        A = sp.csr_matrix((np.concatenate([-T[cc], -T[cc], diag + 1e-30]),
-                           (np.concatenate([la[cc], lb[cc], np.arange(m)]),
-                            np.concatenate([lb[cc], la[cc], np.arange(m)]))), shape=(m, m))
+            q_src[loc[sid]] += q_side
         x0 = None
         if p_c is not None:
             x0 = np.zeros(m)
             x0[loc[cid]] = p_c[cid]
-        pc = _amg_solve(A, rhs, x0, amg=False)
+        # connected groups of cement nodes: each must keep at least one open face (else its
+        # pressure rises until its cheapest face yields)
+        ncomp, comp_of = connected_components(sp.csr_matrix((np.ones(rows_cc.size), (rows_cc, cols_cc)),
+                                                            shape=(m, m)), directed=False)
+        fr_g = comp_of[fr_c]
+
+        def ensure_open(act: np.ndarray, score: np.ndarray) -> np.ndarray:
+            has = np.bincount(fr_g[act], None, ncomp) > 0
+            if has.all():
+                return act
+            order = np.lexsort((-score, fr_g))           # best score first within each group
+            first = order[np.r_[True, fr_g[order][1:] != fr_g[order][:-1]]]
+            act = act.copy()
+            act[first[~has[fr_g[first]]]] = True
+            return act
+
+        if x0 is not None:
+            active = x0[fr_c] > thr
+        else:
+            active = np.ones(fr.size, bool)
+        for _it in range(12):
+            active = ensure_open(active, (x0[fr_c] if x0 is not None else 0.0) - thr)
+            diag = d_cc + np.bincount(fr_c[active], T_fr[active], m)
+            rhs = q_src + np.bincount(fr_c[active], T_fr[active] * thr[active], m)
+            A = sp.csr_matrix((np.concatenate([-Tcc, -Tcc, diag + 1e-30 * (diag.max() + 1.0)]),
+                               (np.concatenate([rows_cc, np.arange(m)]),
+                                np.concatenate([cols_cc, np.arange(m)]))), shape=(m, m))
+            pc = _amg_solve(A, rhs, x0, amg=False)
+            x0 = pc
+            excess = pc[fr_c] - thr
+            new_active = ensure_open(excess > 0, excess)
+            if np.array_equal(new_active, active):
+                break
+            active = new_active
         p = p_back.copy()
         p[cid] = pc[loc[cid]]
         p_c = p
         pmax = max(pmax, float(max(p[s] for s in src_ids)) / 1000.0)
         qf = T * (p[fa] - p[fb])
+        qf_front = np.zeros(sel.size)
+        qf_front[fr[active]] = T_fr[active] * np.maximum(excess[active], 0.0)
+        qf = np.where(fr_a | fr_b, np.where(fr_a, qf_front, -qf_front), qf)
         umag = np.zeros(n)
         np.maximum.at(umag, fa, np.abs(qf))
         np.maximum.at(umag, fb, np.abs(qf))
         umag /= hm ** 2
-        gam = (3 * grade.n + 1) / (4 * grade.n) * 4 * umag / np.sqrt(8 * k_o / np.maximum(phi_o, 1e-3))
-        grad = np.abs(p[fa] - p[fb]) / hm
-        # yield: a front face flows when its gradient exceeds τ_y·√(φ/2k); the syringe is volume-
-        # controlled, so when no face yields the pressure rises (field scaled) until the best one does
-        ratio = np.zeros(sel.size)
-        ratio[fr_a] = grad[fr_a] / np.maximum(tau_y * thr_fac[fb[fr_a]], 1e-30)
-        ratio[fr_b] = grad[fr_b] / np.maximum(tau_y * thr_fac[fa[fr_b]], 1e-30)
-        rmax = float(ratio[fr_a | fr_b].max()) if np.any(fr_a | fr_b) else 0.0
-        boost = 1.0 / rmax if 0 < rmax < 1.0 else 1.0
-        if boost > 1.0:
-            pmax = max(pmax, boost * float(max(p[s] for s in src_ids)) / 1000.0)
-        f1 = fr_a & (qf > 0) & (ratio * boost >= 1.0 - 1e-9)
-        f2 = fr_b & (qf < 0) & (ratio * boost >= 1.0 - 1e-9)
-        q_in = np.bincount(fb[f1], qf[f1], n) + np.bincount(fa[f2], -qf[f2], n)
+        gam_n = 4 * umag / np.sqrt(8 * k_o / np.maximum(phi_o, 1e-3))
+        gam_new = (3 * grade.n + 1) / (4 * grade.n) * gam_n
+        # damped update (lagged non-linearity; the geometric mean avoids step-to-step oscillation)
+        gam = np.sqrt(np.clip(gam, 1e-2, 1e3) * np.clip(gam_new, 1e-2, 1e3))
+        gam_n = gam * (4 * grade.n) / (3 * grade.n + 1)
+        boost = 1.0
+        q_in = np.zeros(n)
+        np.add.at(q_in, fr_j[active], T_fr[active] * np.maximum(excess[active], 0.0))
         dv = min(params.injection_step_ml, target_ml - injected)
         if q_in.sum() <= 0:
             stop = "cement stopped (yield stress)"

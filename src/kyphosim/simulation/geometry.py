@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["measure_heights", "column_surfaces"]
+__all__ = ["measure_heights", "column_surfaces", "assess_heights", "HeightGauge"]
 
 
 def column_surfaces(body: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -116,3 +116,65 @@ def assess_heights(body: np.ndarray, affine: np.ndarray, label: int, si_hint: np
         return out, "kyphosim.assess"
     except Exception as exc:  # noqa: BLE001 - a measurement fallback, reported in the notes
         return own, f"simulation.geometry ({type(exc).__name__})"
+
+
+class HeightGauge:
+    """Repeated height measurements of one body during the procedure, by the assessment code.
+
+    The assessment's body geometry (frame, depth, width, margins — the costly part, ~2 s at 0.5 mm)
+    is computed once on the pre-operative body, on a tight crop of the model grid (the body's i/j
+    extent ± 3 voxels, the whole k range so the lifted endplate stays inside); later calls only swap
+    the occupancy the heights are read from. The frame is therefore the pre-operative one (as a
+    surgeon compares heights on the same view); the endplate tilt a lift causes (a few degrees)
+    changes a height along the old axis by < 0.2 %.
+    """
+
+    def __init__(self, body: np.ndarray, affine: np.ndarray, label: int, si_hint: np.ndarray | None,
+                 spacing_mm: float):
+        self.spacing_mm = float(spacing_mm)
+        self.label = int(label)
+        idx = np.argwhere(body)
+        lo = np.maximum(idx.min(axis=0) - 3, 0)
+        hi = np.minimum(idx.max(axis=0) + 4, np.asarray(body.shape))
+        lo[2], hi[2] = 0, body.shape[2]
+        self.box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+        aff = np.array(affine, float).copy()
+        aff[:3, 3] = aff[:3, :3] @ lo + aff[:3, 3]
+        self.affine = aff
+        self.geometry = None
+        self.error = ""
+        try:
+            from kyphosim.assess.geometry import vertebral_body_geometry
+            from kyphosim.imaging.volume import Volume
+
+            crop = body[self.box]
+            lab = Volume(crop.astype(np.uint8) * np.uint8(label), aff, is_label=True)
+            sub = Volume(crop.astype(np.uint8), aff, is_label=True)
+            self.geometry = vertebral_body_geometry(lab, self.label, sub, si_hint=si_hint)
+        except Exception as exc:  # noqa: BLE001 - the column fallback is used and reported
+            self.error = f"simulation.geometry ({type(exc).__name__})"
+
+    def __call__(self, body: np.ndarray) -> tuple[dict[str, float], str]:
+        """(heights, source) of ``body`` (same model grid as at construction)."""
+        own = measure_heights(body, self.spacing_mm)
+        if self.geometry is None:
+            return own, self.error
+        try:
+            from dataclasses import replace
+
+            from kyphosim.assess.geometry import _Sampler
+
+            # the occupancy over the whole crop (all k: a lifted endplate stays inside), in world mm
+            g = replace(self.geometry, _sampler=_Sampler(body[self.box], self.affine))
+            hh = g.measure_heights()
+            ha, hm, hp = hh.as_tuple()
+            if None in (ha, hm, hp):
+                return own, "simulation.geometry (assess returned no height)"
+            out = dict(own)
+            out.update({"anterior_mm": float(ha), "middle_mm": float(hm), "posterior_mm": float(hp)})
+            if hh.wedge_angle_deg is not None:
+                out["wedge_angle_deg"] = float(hh.wedge_angle_deg)
+            return out, "kyphosim.assess"
+        except Exception as exc:  # noqa: BLE001
+            return own, f"simulation.geometry ({type(exc).__name__})"
+

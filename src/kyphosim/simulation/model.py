@@ -49,6 +49,7 @@ class Tissue(IntEnum):
     NEIGHBOUR = 14       # adjacent vertebrae
     GAP = 15             # opened by endplate lift
     CHANNEL = 16         # removed by the cannula / drill
+    SEALED = 17          # exit (vein/foramen/crack) collapsed by the balloon and plugged with compacted bone
 
 
 EXIT_TYPE = {int(Tissue.BASIVERTEBRAL): "B", int(Tissue.SEGMENTAL_EXIT): "S",

@@ -108,6 +108,7 @@ class SimParams:
     continuum_mm: float = 1.0             # Gaussian scale of the apparent (continuum) density [U]
     compaction_ratio: float = 3.0         # compacted shell density / trabecular density [U]
     seal_fraction: float = 0.5            # exit sealed when compacted mass ≥ this × compaction limit [U]
+    seal_reach_mm: float = 1.0            # exits within this distance of the inflated balloon collapse [U] (≈ compacted shell)
     snowplough_max_mm: float = 6.0        # farthest a compacted layer is pushed before it counts as solid
     contact_reach_mm: float = 2.0         # bone layer through which the balloon bears on the fragment [U]
     stop_on_cortex_contact_mm2: float = 40.0  # stop a balloon touching the anterior/lateral wall over this area [U]
@@ -120,6 +121,8 @@ class SimParams:
     permeability_ap_over_si: float = 0.78  # Baroud 2004 AP/SI (3.44/4.45) [C]
     reference_bvtv: float = 0.10          # BV/TV at which Baroud's value applies [U]
     marrow_viscosity_pa_s: float = 0.1    # bone marrow at 37 °C, 0.04–0.4 Pa·s [U]
+    venous_pressure_kpa: float = 1.33     # intraosseous = IVC pressure (Arnoldi 1981 [C]); 10 mmHg prone [U]
+    herschel_bulkley: bool = True         # yield stress acts along every cement path (μ_app = Kγ̇^(n−1) + τ_y/γ̇)
     injection_rate_ml_min: float = 2.0    # [U] clinical 1–4 mL/min; Baroud bench 4 cc/min [C]
     injection_step_ml: float = 0.1        # numerical
     leak_visible_ml: float = 0.05         # leak a surgeon sees on fluoroscopy → stop [U]

@@ -21,7 +21,7 @@ from kyphosim.simulation.balloon import inflate
 from kyphosim.simulation.cement import inject
 from kyphosim.simulation.leaks import summarise_leaks
 from kyphosim.simulation.lift import gap_fills, make_lift, shift_columns
-from kyphosim.simulation.geometry import assess_heights
+from kyphosim.simulation.geometry import HeightGauge
 from kyphosim.simulation.model import Tissue, VertebraModel, build_model, to_input_grid
 from kyphosim.simulation.params import BALLOONS, CEMENTS, DEFAULT_PARAMS, PSI_TO_KPA, SimParams
 from kyphosim.simulation.setcast import cast_metrics
@@ -257,8 +257,10 @@ def simulate(ct: Volume, labels: Volume, level: int | str, *, plan: dict | None 
     notes = list(model.notes)
     th = time.perf_counter()
 
+    gauge = HeightGauge(model.body, model.affine, lid, model.frame.si, model.spacing_mm)
+
     def heights_now() -> dict:
-        hh, src = assess_heights(model.body, model.affine, lid, model.frame.si, model.spacing_mm)
+        hh, src = gauge(model.body)
         if src != "kyphosim.assess" and src not in notes:
             notes.append(f"heights measured by {src}")
         return hh
