@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["fill_sections", "complete_labels", "refine_labels"]
+__all__ = ["fill_sections", "complete_labels", "refine_labels", "halfmax_bone"]
 
 
 def fill_sections(mask: np.ndarray, axes: tuple[int, ...] = (0, 1)) -> np.ndarray:
@@ -64,20 +64,58 @@ def complete_labels(lab: np.ndarray, n: int, close_vox: int = 1) -> np.ndarray:
     return out
 
 
-def refine_labels(lab: np.ndarray, hu: np.ndarray, spacing_mm: np.ndarray, cortical_hu: float, n: int,
-                  band_mm: float = 2.0) -> np.ndarray:
-    """Re-draw each label's boundary on the full-resolution CT (canonical arrays, same grid).
+def _box(half_mm: float, sp: np.ndarray) -> tuple[int, ...]:
+    """Sizes (voxels) of a box reaching ``half_mm`` (at least one voxel) either side of its centre."""
+    return tuple(int(2 * max(1, round(half_mm / s)) + 1) for s in sp)
 
-    ``lab`` holds labels 1…n brought to this grid by nearest neighbour; ``hu`` is the CT (HU).
+
+def halfmax_bone(hu: np.ndarray, spacing_mm: np.ndarray, floor_hu: float, *, rim_mm: float = 2.5,
+                 tissue_mm: float = 3.0, tissue_range_hu: tuple[float, float] = (-100.0, 100.0),
+                 sigma_vox: float | None = None, frac: float = 0.5) -> np.ndarray:
+    """Bone by a locally estimated half-maximum threshold (partial-volume-aware boundary).
+
+    A voxel is bone when its lightly smoothed HU exceeds the half-way value between the local bone
+    rim ``rim = max HU in a box reaching rim_mm`` and the local soft tissue ``tissue = clip(min HU in
+    a box reaching tissue_mm, tissue_range_hu)``, and never below ``floor_hu``:
+
+        thr = max(tissue + ½ (rim − tissue), floor_hu)
+
+    For an edge blurred by the scanner's point-spread function the half-way value lies on the true
+    surface (the half-maximum criterion of QCT cortical segmentation); a fixed threshold well below it
+    (200 HU against a 700–1200 HU rim) puts the surface up to one voxel outside.
     """
     sp = np.asarray(spacing_mm, float)
+    sig = np.maximum(0.5, 0.5 / sp) if sigma_vox is None else np.full(3, sigma_vox)
+    sm = ndi.gaussian_filter(hu.astype(np.float32), sig) if np.any(sig > 0) else hu.astype(np.float32)
+    rim = ndi.maximum_filter(sm, size=_box(rim_mm, sp))
+    tissue = np.clip(ndi.minimum_filter(sm, size=_box(tissue_mm, sp)), *tissue_range_hu)
+    thr = np.maximum(tissue + frac * (rim - tissue), floor_hu)
+    return sm > thr
+
+
+def _band_element(band_mm: float, sp: np.ndarray) -> np.ndarray:
     rad = np.maximum(np.round(band_mm / sp).astype(int), 1)
     st = np.zeros(tuple(2 * rad + 1), bool)
     g = np.meshgrid(*[np.arange(-r, r + 1) * s for r, s in zip(rad, sp)], indexing="ij")
-    st[(g[0] ** 2 + g[1] ** 2 + g[2] ** 2) <= band_mm ** 2 + 1e-6] = True
+    st[(g[0] ** 2 + g[1] ** 2 + g[2] ** 2) <= max(band_mm, float(sp.max())) ** 2 + 1e-6] = True
+    return st
+
+
+def refine_labels(lab: np.ndarray, hu: np.ndarray, spacing_mm: np.ndarray, cortical_hu: float, n: int,
+                  band_mm: float = 2.0, floor_frac: float = 0.75, sigma_vox: float = 0.35,
+                  frac: float = 0.5) -> np.ndarray:
+    """Re-draw each label's boundary on the full-resolution CT (canonical arrays, same grid).
+
+    ``lab`` holds labels 1…n brought to this grid by nearest neighbour; ``hu`` is the CT (HU). Band
+    voxels are bone by :func:`halfmax_bone` (floor ``floor_frac · cortical_hu``) or enclosed in their
+    sagittal/coronal section.
+    """
+    sp = np.asarray(spacing_mm, float)
+    st = _band_element(band_mm, sp)
+    rad = (np.asarray(st.shape) - 1) // 2
     out = np.zeros_like(lab)
-    sig = np.maximum(0.5, 0.5 / sp)
-    for k, box in enumerate(_boxes(lab, n, margin=int(rad.max()) + 2), start=1):
+    margin = int(rad.max()) + 2 + int(np.ceil(3.0 / sp.min()))
+    for k, box in enumerate(_boxes(lab, n, margin=margin), start=1):
         if box is None:
             continue
         sub = lab[box]
@@ -85,7 +123,7 @@ def refine_labels(lab: np.ndarray, hu: np.ndarray, spacing_mm: np.ndarray, corti
         if m.sum() < 10:
             out[box][m] = k
             continue
-        hi = ndi.gaussian_filter(hu[box].astype(np.float32), sig) > cortical_hu
+        hi = halfmax_bone(hu[box], sp, floor_frac * cortical_hu, sigma_vox=sigma_vox, frac=frac)
         core = ndi.binary_erosion(m, structure=st)
         grow = ndi.binary_dilation(m, structure=st) & ((sub == 0) | m)
         new = core | (grow & hi)
