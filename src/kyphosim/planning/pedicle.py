@@ -11,9 +11,11 @@ used; otherwise the pedicle zone is the bone lateral to the canal within the can
 antero-posterior span (the anterior 75 % of it, which excludes the articular and transverse
 processes that arise from the pedicle–lamina junction).
 
-Axis: a straight line fitted to the centroids of the pedicle's cross-sections (first coronal
-slices of the zone, then sections perpendicular to the current axis within ±``AXIS_FIT_HALF_MM`` of
-the isthmus), iterated. The isthmus is the section with the smallest transverse width. The entry
+Axis: first the direction of the widest bull's-eye bony tunnel through the pedicle segment (a
+robust start), then the pedicle's own axis — the line that coincides with the line through the
+occupancy-weighted centroids of its complete cross-sections taken perpendicular to it (solved as a
+fixed point by Newton's method on the two angles, see :func:`centroid_line_axis`). The isthmus is
+the section with the smallest transverse width. The entry
 point is where the axis, followed posteriorly from the isthmus, leaves the bone for the last time
 (gaps ≤ 3 mm such as facet joints are bridged): the posterior cortex.
 """
@@ -76,6 +78,7 @@ class VertebraRaster:
     canal_lr_range: tuple[float, float]
     body: BodyGeometry
     flags: list[str] = field(default_factory=list)
+    pedicle_occ: dict = field(default_factory=dict)
     _occ_world_sampler: object = None
 
     # ------------------------------------------------------------------ coordinates
@@ -193,6 +196,7 @@ def rasterize_vertebra(labels: Volume, label: int, body: BodyGeometry, subregion
     bone = occ >= 0.5
     flags: list[str] = []
     pedicle: dict = {"left": None, "right": None}
+    pedicle_occ: dict = {}
     canal = None
     canal_source = "estimated"
     sub = prepare_subregions(subregions) if subregions is not None else None
@@ -204,6 +208,9 @@ def rasterize_vertebra(labels: Volume, label: int, body: BodyGeometry, subregion
             m = (subr == sid) & bone
             if m.sum() * res ** 3 >= 20.0:
                 pedicle[side] = m
+                ind = ((sub_c == sid) & (data[sl] == label)).astype(np.float32)
+                pedicle_occ[side] = ndimage.map_coordinates(ind, idx, order=1, mode="constant", cval=0.0,
+                                                            prefilter=False, output=np.float32).reshape(n)
         c = subr == SUBREGION_IDS["spinal_canal"]
         if c.sum() * res ** 3 >= 100.0:
             canal, canal_source = c, "subregions"
@@ -224,7 +231,8 @@ def rasterize_vertebra(labels: Volume, label: int, body: BodyGeometry, subregion
         lr_rng = (-10.0, 10.0)
     return VertebraRaster(frame=frame, lo=lo, res=res, occ=occ, bone=bone, canal=canal, pedicle=pedicle,
                           bone_tree=bone_tree, canal_tree=canal_tree, canal_source=canal_source,
-                          canal_ap_range=ap_rng, canal_lr_range=lr_rng, body=body, flags=flags)
+                          canal_ap_range=ap_rng, canal_lr_range=lr_rng, body=body, flags=flags,
+                          pedicle_occ=pedicle_occ)
 
 
 def _surface_points(mask: np.ndarray, lo: np.ndarray, res: float) -> np.ndarray:
@@ -577,6 +585,203 @@ def _midline_axis(zone: np.ndarray, raster: VertebraRaster, sgn: int, ap_lo: flo
     return p, d, ap_is
 
 
+def _soft_section(raster: VertebraRaster, fld: np.ndarray, centre: np.ndarray, d: np.ndarray, radius: float,
+                  other: np.ndarray | None = None, h: float = 0.25) -> dict | None:
+    """Cross-section ⟂ ``d`` of an occupancy field ``fld`` (the pedicle zone) through ``centre``.
+
+    The component (occupancy ≥ 0.5) at or nearest the centre; its centroid weighted by the
+    occupancy (sub-voxel); ``touches``: reaches the rim of the disc of ``radius`` mm (merged with
+    the body or the posterior elements); ``cap``: the fraction of its rim where the zone ends on
+    other bone (``other``) through a face whose normal is within 50° of ``d`` — the section cuts an
+    end face of the zone (pedicle sub-region against the body or the lamina)."""
+    e1, e2 = _plane_basis(d)
+    s = np.arange(-radius, radius + h / 2, h)
+    U, V = np.meshgrid(s, s, indexing="ij")
+    pts = centre + U[..., None] * e1 + V[..., None] * e2
+    occ = raster.sample(fld, pts)
+    b = occ >= 0.5
+    if not b.any():
+        return None
+    lab, _ = ndimage.label(b)
+    c0 = len(s) // 2
+    if lab[c0, c0]:
+        k = lab[c0, c0]
+    else:
+        ii, jj = np.nonzero(lab)
+        dd = (ii - c0) ** 2 + (jj - c0) ** 2
+        m = int(np.argmin(dd))
+        if np.sqrt(dd[m]) * h > 3.0:
+            return None
+        k = lab[ii[m], jj[m]]
+    comp = lab == k
+    grown = ndimage.binary_dilation(comp, iterations=2)
+    reg = grown & ~((lab > 0) & ~comp)
+    w = np.where(reg, occ, 0.0)
+    wsum = float(w.sum())
+    cu, cv = float((w * U).sum() / wsum), float((w * V).sum() / wsum)
+    touches = bool(comp[0].any() or comp[-1].any() or comp[:, 0].any() or comp[:, -1].any())
+    cap = 0.0
+    ring = grown & ~comp
+    rp = pts[ring]
+    if len(rp):
+        # end faces: with a zone map, where the zone ends on other bone through a face whose normal
+        # is within 50° of d; on the vertebra mask alone, any surface facing within 45° of d (the
+        # body's posterior wall or the lamina reached by the section)
+        sel = raster.sample(other, rp) >= 0.5 if other is not None else np.ones(len(rp), bool)
+        if sel.any():
+            q = rp[sel]
+            g = np.stack([raster.sample(fld, q + 0.5 * ax) - raster.sample(fld, q - 0.5 * ax)
+                          for ax in np.eye(3)], axis=-1)
+            gn = np.linalg.norm(g, axis=1)
+            along = np.abs(g @ d) >= (0.64 if other is not None else 0.71) * np.maximum(gn, 1e-9)
+            cap = float(np.sum(along & (gn > 0.05))) / len(rp)
+    return {"centroid": centre + cu * e1 + cv * e2, "area": wsum * h * h, "touches": touches, "cap": cap}
+
+
+def _centroid_fit(raster: VertebraRaster, fld: np.ndarray, other: np.ndarray | None, p: np.ndarray,
+                  d: np.ndarray, radius: float, ts: np.ndarray):
+    """One pass: sections ⟂ ``d`` at ``p + t·d`` (t in ``ts``), the contiguous run of complete
+    ones nearest ``p`` (end sections dropped), a straight line through their centroids.
+    Returns (point, direction, t range used, RMS residual mm) or None."""
+    rows = []
+    for t in ts:
+        c = p + t * d
+        sc = _soft_section(raster, fld, c, d, radius, other)
+        ok = False
+        if sc is not None and not sc["touches"] and sc["cap"] <= (0.0 if other is not None else 0.06):
+            v = sc["centroid"] - c
+            ok = np.linalg.norm(v - (v @ d) * d) <= 3.0
+        rows.append(sc if ok else None)
+    good = np.array([r is not None for r in rows])
+    if not good.any():
+        return None
+    idx = np.nonzero(good)[0]
+    k0 = idx[np.argmin(np.abs(ts[idx]))]
+    a = b = k0
+    while a - 1 >= 0 and good[a - 1]:
+        a -= 1
+    while b + 1 < len(good) and good[b + 1]:
+        b += 1
+    if b - a + 1 >= 8:
+        a, b = a + 1, b - 1          # the end sections of a run may graze an end face
+    if b - a + 1 < 4 or ts[b] - ts[a] < 2.0:
+        return None
+    cents = np.array([rows[i]["centroid"] for i in range(a, b + 1)])
+    while True:             # trim outlying centroids (a section grazing another structure)
+        c_fit, d_fit = _fit_line(cents)
+        resid = cents - c_fit - ((cents - c_fit) @ d_fit)[:, None] * d_fit
+        rn = np.linalg.norm(resid, axis=1)
+        k = int(np.argmax(rn))
+        if len(cents) <= 4 or rn[k] <= max(0.15, 3.0 * float(np.median(rn))):
+            break
+        cents = np.delete(cents, k, axis=0)
+    if d_fit @ d < 0:
+        d_fit = -d_fit
+    return c_fit, d_fit, (float(ts[a]), float(ts[b])), float(np.sqrt(np.mean(np.sum(resid ** 2, axis=1))))
+
+
+def _angles2(d: np.ndarray) -> np.ndarray:
+    """(azimuth in the axial plane, elevation) of a local direction, degrees."""
+    return np.degrees([np.arctan2(d[0], d[1]), np.arctan2(d[2], np.hypot(d[0], d[1]))])
+
+
+def _dir2(a: np.ndarray) -> np.ndarray:
+    az, el = np.radians(a)
+    return np.array([np.sin(az) * np.cos(el), np.cos(az) * np.cos(el), np.sin(el)])
+
+
+def centroid_line_axis(raster: VertebraRaster, side: str, p: np.ndarray, d: np.ndarray, size_mm: float,
+                       *, n_iter: int = 5, reach_mm: float = 14.0, step_mm: float = 0.5,
+                       max_turn_deg: float = 15.0) -> tuple[np.ndarray, np.ndarray] | None:
+    """The pedicle's own axis: the straight line that coincides with the line through the
+    centroids of the pedicle's complete cross-sections taken perpendicular to it. Both angles
+    come from centroid positions, not from widths.
+
+    The fitted centroid line F(d) of sections ⟂ d is a fixed-point map; for a flaring pedicle a
+    tilted section plane shifts the centroids towards the wider end (the plain iteration
+    d ← F(d) then oscillates), so the fixed point F(d) = d is solved by Newton's method on the two
+    direction angles (finite-difference Jacobian, 1°; steps ≤ 5°), updating the line's point from
+    every fit, until the residual is < 0.05°.
+
+    Zone: the pedicle sub-region when given (a section is complete when it does not cut the
+    zone's end faces against the body or the lamina), else the vertebra mask (a section is
+    complete when the bone component around the axis is closed inside a disc of radius
+    0.65·``size_mm`` + 2 mm, i.e. the pedicle is isolated there between body and posterior
+    elements). Sections every ``step_mm`` within ±``reach_mm`` of ``p``; the contiguous run of
+    complete sections nearest ``p`` whose centroids lie within 3 mm of the current line is
+    fitted (≥ 4 sections over ≥ 2 mm). Returns (point, unit anterior direction) or None when no
+    such run exists, the solution turns more than ``max_turn_deg`` from the start, or the
+    centroids leave an RMS residual > 0.4 mm about the line."""
+    if raster.pedicle_occ.get(side) is not None:
+        fld = raster.pedicle_occ[side]
+        other = np.clip(raster.occ - fld, 0.0, 1.0)
+    else:
+        fld, other = raster.occ, None
+    radius = 0.65 * size_mm + 2.0
+    d0 = _unit(d)
+    ts = np.arange(-reach_mm, reach_mm + 1e-9, step_mm)
+    p = np.asarray(p, float)
+    th = _angles2(d0)
+    h = 1.0
+
+    def g(theta, point):
+        r = _centroid_fit(raster, fld, other, point, _dir2(theta), radius, ts)
+        if r is None:
+            return None
+        return _angles2(r[1]) - theta, r
+
+    first = g(th, p)
+    if first is None:         # no complete run along the start direction: try neighbouring starts
+        for off in ((6.0, 0.0), (-6.0, 0.0), (0.0, 6.0), (0.0, -6.0), (12.0, 0.0), (-12.0, 0.0)):
+            first = g(th + np.array(off), p)
+            if first is not None:
+                th = th + np.array(off)
+                break
+        else:
+            return None
+    g0, r0 = first
+    # later passes: only the neighbourhood of the useful run
+    lo_t, hi_t = r0[2]
+    ts = np.arange(lo_t - 3.0, hi_t + 3.0 + 1e-9, step_mm)
+    best = (float(np.abs(g0).max()), r0[0], th + g0, r0[3])
+    for _ in range(n_iter):
+        p = r0[0]
+        if np.abs(g0).max() < 0.05:
+            break
+        J = np.zeros((2, 2))
+        for i in range(2):
+            e = np.zeros(2)
+            e[i] = h
+            gi = g(th + e, p)
+            if gi is None:
+                J[:, i] = -e / h
+            else:
+                J[:, i] = (gi[0] - g0) / h
+        try:
+            step = np.linalg.solve(J, -g0)
+        except np.linalg.LinAlgError:
+            step = g0
+        if not np.all(np.isfinite(step)):
+            step = g0
+        n = np.abs(step).max()
+        if n > 5.0:
+            step *= 5.0 / n
+        th = th + step
+        nxt = g(th, p)
+        if nxt is None:
+            break
+        g0, r0 = nxt
+        if np.abs(g0).max() < best[0]:
+            best = (float(np.abs(g0).max()), r0[0], th.copy(), r0[3])
+    _, p_best, th_best, rms = best
+    d_best = _dir2(th_best)
+    if d_best @ d0 < 0:
+        d_best = -d_best
+    if rms > 0.4 or np.degrees(np.arccos(np.clip(d_best @ d0, -1.0, 1.0))) > max_turn_deg:
+        return None
+    return p_best, d_best
+
+
 def pedicle_segment_ap(raster: VertebraRaster) -> tuple[float, float]:
     """Local AP range (mm) of the pedicle proper: the anterior 60 % of the canal's AP span up to the
     body's posterior wall (+1 mm). The posterior 40 % holds the lamina/facet junction."""
@@ -620,21 +825,21 @@ def analyse_pedicle(raster: VertebraRaster, side: str) -> PedicleAnalysis:
     t_is, sec = secs[k]
     # the isthmus centre: the section's centroid projected onto the plane ⟂ d (re-centre the axis)
     isth = sec["centroid"]
-    # refine on the tube: centroids of closed cross-sections within ±AXIS_FIT_HALF_MM of the isthmus
-    for _ in range(2):
-        cents = []
-        for t in np.arange(-AXIS_FIT_HALF_MM, AXIS_FIT_HALF_MM + 1e-9, 1.0):
-            sct = _section(raster, isth + t * d, d, radius=9.0)
-            if sct is not None and not sct["touches"]:
-                cents.append(sct["centroid"])
-        if len(cents) < 5:
-            break
-        c_fit, d_fit = _fit_line(np.array(cents))
-        if np.degrees(np.arccos(np.clip(d_fit @ d, -1, 1))) > 10.0:
-            break
-        d = d_fit
-        isth = c_fit + ((isth - c_fit) @ d) * d
-        sec = _section(raster, isth, d) or sec
+    # the pedicle's own axis: line through the centroids of its complete cross-sections (⟂ axis), iterated
+    fit = centroid_line_axis(raster, side, isth, d, size_mm=max(sec["width"], sec["height"]))
+    if fit is not None:
+        isth_c, d = fit
+        isth = isth_c + ((isth - isth_c) @ d) * d
+        secs = []
+        for t in np.arange(-4.0, 4.0 + 1e-9, 0.5):
+            sct = _section(raster, isth + t * d, d)
+            if sct is not None and sct["width"] > 0:
+                secs.append((float(t), sct))
+        if secs:
+            k = int(np.argmin([s_["width"] for _, s_ in secs]))
+            t_is, sec = secs[k]
+            isth = isth + t_is * d
+            sec = _section(raster, isth, d) or sec
     entry = find_entry(raster, isth, d)
     if entry is None:
         return PedicleAnalysis(side, False, reason=f"no posterior entry point on the {side} pedicle axis",
