@@ -130,7 +130,8 @@ def main() -> None:
         return
     results = {}
     for threads in a.threads.split(","):
-        env = dict(os.environ, NUMBA_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads, OMP_NUM_THREADS=threads)
+        env = dict(os.environ, NUMBA_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads, OMP_NUM_THREADS=threads,
+                   KYPHOSIM_THREADS=threads)
         for case in a.cases.split(","):
             runs = []
             reps = 1 if case.startswith("baseline") else a.repeat

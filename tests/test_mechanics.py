@@ -188,6 +188,25 @@ def test_auto_caps_are_flat_and_cover_only_the_body():
     assert j.max() * 1.5 < 26.0 + 9.0 + 1.5
 
 
+def test_body_axis_recovers_a_tilted_vertebra():
+    from kyphosim.mechanics.strength import body_axis
+
+    sp = 1.0
+    n = (50, 60, 60)
+    x, y, z = np.meshgrid(*[np.arange(s) * sp for s in n], indexing="ij")
+    tilt = np.radians(15.0)
+    c = np.array([25.0, 28.0, 30.0])
+    # body axis tilted by 15° towards +y (anterior) in the y–z plane
+    ax = np.array([0.0, np.sin(tilt), np.cos(tilt)])
+    d = np.stack([x - c[0], y - c[1], z - c[2]], axis=-1)
+    h = d @ ax
+    radial = np.linalg.norm(d - h[..., None] * ax, axis=-1)
+    bone = (np.abs(h) <= 12.0) & (radial <= 16.0)
+    arch = (np.abs(h) <= 5.0) & (np.abs(d[..., 0]) <= 4.0) & (d[..., 1] < -16.0) & (d[..., 1] > -26.0)
+    got = body_axis(bone | arch, np.diag([sp, sp, sp, 1.0]))
+    assert np.degrees(np.arccos(np.clip(got @ ax, -1, 1))) < 3.0
+
+
 # ----------------------------------------------------------------------------------- materials/calibration
 def test_laws_and_negligible_modulus():
     k = get_law("kopperdahl")
@@ -298,3 +317,17 @@ def test_cli_strength_writes_json_and_maps(tmp_path, cli, capsys):
     code, out, err = cli(["strength", tmp_path / "ct.nii.gz", "--labels", tmp_path / "lab.nii.gz",
                           "--density", "hu", "--out", tmp_path / "o2"], capsys)
     assert code == 2 and "error" in err
+    # augmented + intact reference, density detected from the air in the image
+    x, y, z = np.meshgrid(*[np.arange(s) * 1.5 for s in ct.shape], indexing="ij")
+    core = ((x - 22) ** 2 + (y - 26) ** 2 <= 25) & (z >= 33) & (z < 48)
+    save_volume(Volume(core.astype(np.uint8), ct.affine, is_label=True), tmp_path / "cement.nii.gz")
+    code, out, err = cli(["strength", tmp_path / "ct.nii.gz", "--labels", tmp_path / "lab.nii.gz", "--level", "L1",
+                          "--cement", tmp_path / "cement.nii.gz", "--intact-level", "L2", "--no-maps",
+                          "--out", tmp_path / "o3"], capsys)
+    assert code == 0, err
+    data = json.loads((tmp_path / "o3" / "strength.json").read_text())
+    assert data["density"]["input"] == "hu"
+    comp = data["comparison"]
+    assert set(comp["states"]) == {"intact", "fractured", "augmented"}
+    assert comp["changes"]["augmented_vs_fractured"]["stiffness_percent"] > 0
+    assert "augmented vs fractured" in out

@@ -29,7 +29,8 @@ def strength_command(
     bone: Optional[str] = typer.Option(None, "--bone", help="Bone label ids, e.g. 1,2,3,4 for spineFE masks"),
     caps: str = typer.Option("auto", "--caps", help="End-cap label ids 'inferior,superior' (e.g. 5,6) or 'auto'"),
     density: str = typer.Option("auto", "--density",
-                                help="calibrated (image in mg/cm³ K2HPO4) | hu (CT, converted with --calibration) | auto"),
+                                help="calibrated (image in mg/cm³ K2HPO4) | hu (CT, converted with --calibration) | "
+                                     "auto (hu when the image holds air below −500)"),
     calibration: Optional[Path] = typer.Option(None, "--calibration",
                                                help="HU→density calibration file (spineFE/Ogo text, JSON/YAML, or numbers)"),
     law: str = typer.Option("kopperdahl", "--law", help="Density→modulus law: kopperdahl | kopperdahl-linear | morgan | cortical"),
@@ -71,10 +72,9 @@ def strength_command(
     if not lab.same_grid(img):
         raise InputError(f"labels {labels.name} are not on the image grid {img.shape}; resample them first")
     if density == "auto":
-        units = str(img.meta.get("units", ""))
-        density = "calibrated" if ("spinefe" in str(image).lower() or units.startswith("mg")) else "hu"
-        if density == "hu" and float(img.data.min()) >= -200 and float(img.data.max()) < 3000 and cap_ids is not None:
-            density = "calibrated"
+        # a CT in HU holds air (≈ −1000 HU); a calibrated density crop has a 0 background and at most
+        # slightly negative densities
+        density = "hu" if float(img.data.min()) < -500.0 else "calibrated"
     if density not in ("calibrated", "hu"):
         raise InputError(f"--density must be calibrated, hu or auto, got {density!r}")
     cal = load_calibration(calibration) if calibration is not None else None

@@ -56,6 +56,7 @@ class SolveInfo:
     coarse_dofs: int = 0
     cpu_setup: float = 0.0
     cpu_solve: float = 0.0
+    threads: int = 1
 
 
 # ----------------------------------------------------------------------------------- kernels
@@ -483,6 +484,67 @@ class _GeometricTwoLevel:
         return x
 
 
+# ----------------------------------------------------------------------------------- threads
+def _openblas_setter():
+    """``(set, get)`` for the OpenBLAS thread count of the BLAS NumPy loaded, or ``None``."""
+    import ctypes
+
+    try:
+        with open("/proc/self/maps") as fh:
+            paths = {ln.split()[-1] for ln in fh if "openblas" in ln.lower() and ".so" in ln}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for sfx in ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_", "openblas_set_num_threads"):
+            gname = sfx.replace("set_num_threads", "get_num_threads")
+            if hasattr(lib, sfx) and hasattr(lib, gname):
+                return getattr(lib, sfx), getattr(lib, gname)
+    return None
+
+
+def auto_threads() -> int:
+    """Threads to use: ``$KYPHOSIM_THREADS`` if set, else 1 on a busy machine (load ≥ cores − ½), else all.
+
+    On a shared 2-core machine under load, parallel regions wait for descheduled workers: one thread was
+    3–5× faster in wall time than two (benchmarks/bench_mechanics.py).
+    """
+    env = os.environ.get("KYPHOSIM_THREADS")
+    if env:
+        return max(1, int(env))
+    n = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        load = 0.0
+    return 1 if load >= n - 0.5 else n
+
+
+class _ThreadLimit:
+    """Limit numba and OpenBLAS threads inside a block (restored afterwards)."""
+
+    def __init__(self, n: int):
+        self.n = int(n)
+
+    def __enter__(self):
+        self.old_nb = nb.get_num_threads()
+        nb.set_num_threads(max(1, min(self.n, nb.config.NUMBA_NUM_THREADS)))
+        self.blas = _openblas_setter()
+        if self.blas is not None:
+            self.old_blas = int(self.blas[1]())
+            self.blas[0](max(1, self.n))
+        return self
+
+    def __exit__(self, *exc):
+        nb.set_num_threads(self.old_nb)
+        if self.blas is not None:
+            self.blas[0](self.old_blas)
+        return False
+
+
 # ----------------------------------------------------------------------------------- PCG
 def _pcg(Aop, b, M, tol, maxiter, x0=None):
     x = np.zeros_like(b) if x0 is None else x0.copy()
@@ -515,7 +577,18 @@ def _pcg(Aop, b, M, tol, maxiter, x0=None):
 
 
 def solve(mesh: VoxelMesh, K0: np.ndarray, fixed: np.ndarray, values: np.ndarray, *, method: str = "gmg",
-          tol: float = 1e-8, maxiter: int = 2000, degree: int = 2) -> tuple[np.ndarray, SolveInfo]:
+          tol: float = 1e-8, maxiter: int = 2000, degree: int = 2,
+          threads: int | None = None) -> tuple[np.ndarray, SolveInfo]:
+    """Solve with at most ``threads`` threads (default :func:`auto_threads`); see :func:`_solve`."""
+    n = auto_threads() if threads is None else int(threads)
+    with _ThreadLimit(n):
+        u, info = _solve(mesh, K0, fixed, values, method=method, tol=tol, maxiter=maxiter, degree=degree)
+    info.threads = n
+    return u, info
+
+
+def _solve(mesh: VoxelMesh, K0: np.ndarray, fixed: np.ndarray, values: np.ndarray, *, method: str = "gmg",
+           tol: float = 1e-8, maxiter: int = 2000, degree: int = 2) -> tuple[np.ndarray, SolveInfo]:
     """Solve ``A u = 0`` on free dofs with ``u[fixed] = values`` (mm).
 
     Parameters

@@ -128,7 +128,10 @@ class ModelInput:
 # ----------------------------------------------------------------------------------- preparation
 def _as_label_volume(v: Volume, like: Volume, what: str) -> Volume:
     """``v`` as a label map on ``like``'s grid (nearest-neighbour resampling when the grids differ)."""
-    lab = Volume(np.asarray(v.data), v.affine, is_label=True, source_axcodes=v.source_axcodes, meta=dict(v.meta))
+    data = np.asarray(v.data)
+    if data.dtype == bool or np.issubdtype(data.dtype, np.floating):
+        data = (data > 0).astype(np.uint8) if data.dtype == bool else np.rint(data).astype(np.int32)
+    lab = Volume(data, v.affine, is_label=True, source_axcodes=v.source_axcodes, meta=dict(v.meta))
     if lab.same_grid(like):
         return lab
     out = lab.resample(like=like)
@@ -162,7 +165,10 @@ def body_axis(bone: np.ndarray, affine: np.ndarray, *, max_tilt_deg: float = 35.
 
     kdir = affine[:3, 2] / np.linalg.norm(affine[:3, 2])
     sp = voxel_sizes(affine)
-    foot = ndimage.binary_erosion(body_footprint(bone, sp), iterations=2)
+    foot = body_footprint(bone, sp)
+    # central part only: near the rim a tilted body shows its side wall, not its endplate
+    depth = ndimage.distance_transform_edt(np.pad(foot, 1), sampling=sp[:2])[1:-1, 1:-1]
+    foot = depth >= 0.35 * depth.max()
     body = bone & foot[:, :, None]
     cols = body.any(axis=2)
     if cols.sum() < 30:
@@ -174,9 +180,16 @@ def body_axis(bone: np.ndarray, affine: np.ndarray, *, max_tilt_deg: float = 35.
     normals = []
     for h in (top, bot):
         pts = np.column_stack([ij[:, 0], ij[:, 1], h]) @ affine[:3, :3].T
-        c = pts.mean(axis=0)
-        _, _, vt = np.linalg.svd(pts - c, full_matrices=False)
-        n = vt[2]
+        keep = np.ones(pts.shape[0], dtype=bool)
+        for _ in range(4):  # plane fit with trimming of outlying columns (osteophytes, side wall, notches)
+            c = pts[keep].mean(axis=0)
+            _, _, vt = np.linalg.svd(pts[keep] - c, full_matrices=False)
+            n = vt[2]
+            res = np.abs((pts - c) @ n)
+            new = res <= max(1.5 * float(np.median(res[keep])) + 1e-9, 0.75 * float(sp.min()))
+            if new.sum() < 20 or np.array_equal(new, keep):
+                break
+            keep = new
         normals.append(n if n @ kdir > 0 else -n)
     ax = normals[0] + normals[1]
     ax /= np.linalg.norm(ax)
@@ -314,9 +327,11 @@ def prepare_model(image: Volume, labels: Volume, *, level: str | int | None = No
             labd = np.asarray(lab.data)
             bone, bone_desc = _resolve_bone(labd, level, bone_labels)
             if cem_vol is not None:
-                cem_vol = Volume(np.asarray(cem_vol.data) > 0, cem_vol.affine, is_label=True).resample(like=like)
+                cem_vol = Volume((np.asarray(cem_vol.data) > 0).astype(np.uint8), cem_vol.affine,
+                                 is_label=True).resample(like=like)
             if bod_vol is not None:
-                bod_vol = Volume(np.asarray(bod_vol.data) > 0, bod_vol.affine, is_label=True).resample(like=like)
+                bod_vol = Volume((np.asarray(bod_vol.data) > 0).astype(np.uint8), bod_vol.affine,
+                                 is_label=True).resample(like=like)
             resample_mm = None  # already on the aligned grid
             warnings_note = f"loading axis = vertebral body axis ({tilt_deg:.1f}° from the scanner S axis)"
             warnings.append(warnings_note)
@@ -510,7 +525,7 @@ def analyse_model(model: ModelInput, *, state: str = "as_imaged", displacement_m
                            "yield_strain_tension": criterion.yield_strain_tension,
                            "critical_volume_fraction": criterion.critical_volume_fraction},
         solver={"name": info.name, "iterations": info.iterations, "relative_residual": info.relative_residual,
-                "tolerance": tol, "converged": info.converged, "levels": info.levels,
+                "tolerance": tol, "converged": info.converged, "levels": info.levels, "threads": info.threads,
                 "coarse_dofs": info.coarse_dofs},
         seconds={"assembly": (t_asm - t_start) + info.seconds_setup, "solve": info.seconds_solve,
                  "postprocess": t_end - t_asm - info.seconds_setup - info.seconds_solve,
