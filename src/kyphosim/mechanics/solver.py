@@ -231,7 +231,7 @@ def _pyamg_hierarchy(A: sp.spmatrix, node_xyz: np.ndarray, free: np.ndarray):
         Absr, B=B, strength=("symmetric", {"theta": 0.0}), smooth=("jacobi", {"omega": 4.0 / 3.0, "weighting": "local"}),
         presmoother=("block_gauss_seidel", {"sweep": "symmetric"}),
         postsmoother=("block_gauss_seidel", {"sweep": "symmetric"}),
-        improve_candidates=None, max_coarse=1500, coarse_solver="splu")
+        improve_candidates=None, max_coarse=1500, coarse_solver=os.environ.get("KYPHOSIM_COARSE_SOLVER", "splu"))
 
 
 # ----------------------------------------------------------------------------------- GMG
