@@ -190,3 +190,30 @@ def test_landmarks_label_the_totalsegmentator_example(shared_data):
         assert int(np.argmax(cand)) == vid
         om = ours == vid
         assert 2 * (om & rm).sum() / (om.sum() + rm.sum()) > 0.5
+
+
+def test_axial_subregions_canal_pedicles_body():
+    """A synthetic vertebra (1 mm grid, RAS): body in front, a ring of pedicles and laminae around
+    the canal, a spinous process behind. Canal, left/right pedicles and body are recovered."""
+    from kyphosim.imaging.labels import SUBREGION_IDS as S
+    from kyphosim.segment.subregions import axial_subregions
+
+    lab = np.zeros((80, 90, 40), np.uint8)
+    x = np.arange(80)[:, None, None] - 40.0
+    y = np.arange(90)[None, :, None] - 45.0
+    z = np.arange(40)[None, None, :]
+    zin = (z >= 8) & (z < 32)
+    body = (np.abs(x) <= 20) & (y >= 5) & (y <= 35) & zin
+    canal = (np.abs(x) <= 9) & (y > -12) & (y < 5)
+    ring = (np.abs(x) <= 15) & (y >= -18) & (y < 5) & ~canal & (z >= 12) & (z < 28)
+    spinous = (np.abs(x) <= 3) & (y >= -35) & (y < -18) & (z >= 12) & (z < 28)
+    lab[np.broadcast_to(body | ring | spinous, lab.shape)] = 7
+    sub = axial_subregions(lab, [7], np.ones(3))
+    inner = (slice(None), slice(None), 20)
+    assert np.all(sub[inner][np.broadcast_to(canal, lab.shape)[inner]] == S["spinal_canal"])
+    assert (sub == S["spinal_canal"]).any(axis=(0, 1))[8:32].all()   # a tube, also where the ring is open
+    assert sub[40, 70, 20] == S["vertebral_body"]
+    assert sub[40 - 12, 45 - 2, 20] == S["pedicle_left"]        # −x is the patient's left (RAS)
+    assert sub[40 + 12, 45 - 2, 20] == S["pedicle_right"]
+    assert sub[40, 45 - 30, 20] == S["posterior_elements"]
+    assert not np.any((sub == S["spinal_canal"]) & (lab > 0))

@@ -1,18 +1,177 @@
-"""Sub-regions of each vertebra: body vs posterior elements, pedicles and the spinal canal."""
+"""Sub-regions of each vertebra: body, left/right pedicle, posterior elements and the spinal canal.
+
+Works on the full-resolution canonical (R, A, S) label map, slice by axial slice (the spine is assumed
+roughly cranio-caudal, as in the rest of the pipeline).
+
+**Canal (5).** In an axial slice through the pedicles the vertebral foramen is a hole of the vertebra's
+own mask, enclosed by the body's posterior wall, the pedicles and the laminae. After a closing of
+``close_mm`` (thin laminae, partial volume), the holes of the slice that lie behind the body and are at
+least ``min_canal_mm2`` large are canal candidates; the largest is the canal of that slice. Slices
+where the ring is open (above and below the pedicles, across the discs) get the canal shape of the
+nearest slice where it was closed, moved to the linearly interpolated centroid, minus any bone, so
+the canal is a continuous tube over the levels in view (as in the phantom and in anatomy).
+
+**Body (1).** Vertebra voxels in front of the canal: AP coordinate ``y`` ≥ the canal's anterior
+boundary (median over the canal's width, per level) — the posterior wall is part of the body. (The
+body's rounded posterolateral corners, where the pedicles join, are thus given to the pedicles: a
+known bias, see docs/segmentation.md.)
+
+**Pedicles (2 left, 3 right; RAS: left is −x).** Non-body vertebra voxels between the body and the
+middle of the canal's antero-posterior depth, lateral to the canal (within ``pedicle_lateral_mm`` of
+its side walls): the bone joining the body to the arch beside the canal. Farther back (laminae,
+articular, transverse and spinous processes) is posterior elements (4).
+
+Vertebrae where no closed ring is found (an arch out of view or a broken ring) fall back to the
+axis-distance split body vs posterior elements of the working grid.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from kyphosim.imaging.labels import SUBREGION_IDS
 
-__all__ = ["make_subregions"]
+__all__ = ["make_subregions", "axial_subregions", "find_canal"]
+
+BODY, LPED, RPED, POST, CANAL = (SUBREGION_IDS[k] for k in
+                                 ("vertebral_body", "pedicle_left", "pedicle_right",
+                                  "posterior_elements", "spinal_canal"))
 
 
 def make_subregions(wk, seg_w: np.ndarray, vert_w: np.ndarray) -> np.ndarray:
-    """Sub-region map on the working grid (kyphosim SUBREGION_IDS)."""
+    """Coarse sub-region map on the working grid: body (within 25 mm of the axis) vs posterior
+    elements. Used as the fallback of :func:`axial_subregions`."""
     out = np.zeros(seg_w.shape, np.uint8)
     body = (seg_w > 0) & (wk.axis_dist_mm <= 25.0)
-    out[(vert_w > 0)] = SUBREGION_IDS["posterior_elements"]
-    out[body & (vert_w > 0)] = SUBREGION_IDS["vertebral_body"]
+    out[(vert_w > 0)] = POST
+    out[body & (vert_w > 0)] = BODY
+    return out
+
+
+def _disk(radius_mm: float, sp: np.ndarray) -> np.ndarray:
+    r = np.maximum(np.round(radius_mm / sp[:2]).astype(int), 1)
+    g = np.meshgrid(np.arange(-r[0], r[0] + 1) * sp[0], np.arange(-r[1], r[1] + 1) * sp[1], indexing="ij")
+    return (g[0] ** 2 + g[1] ** 2) <= max(radius_mm, float(sp[:2].max())) ** 2 + 1e-6
+
+
+def find_canal(lab: np.ndarray, verts: list[int], spacing_mm: np.ndarray, *, close_mm: float = 1.5,
+               min_canal_mm2: float = 40.0, max_canal_mm2: float = 800.0) -> dict[int, tuple]:
+    """Per axial slice, the canal hole enclosed by a vertebra's own mask.
+
+    Returns {z: (vertebra label, 2-D hole mask)} for slices where a closed ring was found.
+    """
+    sp = np.asarray(spacing_mm, float)
+    disk = _disk(close_mm, sp)
+    pad = disk.shape[0]
+    px_mm2 = float(sp[0] * sp[1])
+    found: dict[int, tuple] = {}
+    for v in verts:
+        sl = ndi.find_objects((lab == v).astype(np.uint8))
+        if not sl or sl[0] is None:
+            continue
+        bx = sl[0]
+        x0, y0 = max(0, bx[0].start - pad), max(0, bx[1].start - pad)
+        x1, y1 = min(lab.shape[0], bx[0].stop + pad), min(lab.shape[1], bx[1].stop + pad)
+        for z in range(bx[2].start, bx[2].stop):
+            m = lab[x0:x1, y0:y1, z] == v
+            if m.sum() * px_mm2 < 200.0:
+                continue
+            mc = ndi.binary_closing(m, structure=disk) | m
+            holes = ndi.binary_fill_holes(mc) & ~mc & (lab[x0:x1, y0:y1, z] == 0)
+            hl, nh = ndi.label(holes)
+            if nh == 0:
+                continue
+            areas = np.bincount(hl.ravel())[1:] * px_mm2
+            # the body is in front (+y) of the canal: keep holes whose centroid lies behind the
+            # centroid of the slice's bone, take the largest
+            ys = np.nonzero(m)[1]
+            y_bone = float(ys.mean())
+            best, best_a = 0, 0.0
+            for j, a in enumerate(areas, start=1):
+                if a < min_canal_mm2 or a > max_canal_mm2:
+                    continue
+                cy = float(np.nonzero(hl == j)[1].mean())
+                if cy <= y_bone and a > best_a:
+                    best, best_a = j, a
+            if best:
+                full = np.zeros(lab.shape[:2], bool)
+                full[x0:x1, y0:y1] = hl == best
+                if z not in found or best_a > found[z][2]:
+                    found[z] = (v, full, best_a)
+    return {z: (v, m) for z, (v, m, _) in found.items()}
+
+
+def _shifted(mask2d: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    return ndi.shift(mask2d.astype(np.float32), (dx, dy), order=0, mode="constant") > 0.5
+
+
+def axial_subregions(lab: np.ndarray, verts: list[int], spacing_mm: np.ndarray,
+                     fallback: np.ndarray | None = None, *, pedicle_lateral_mm: float = 12.0) -> np.ndarray:
+    """Sub-region map (kyphosim ids) on the grid of ``lab`` (canonical RAS, labels ``verts``).
+
+    ``fallback`` (same grid) supplies body/posterior elements for vertebrae without a closed ring.
+    """
+    sp = np.asarray(spacing_mm, float)
+    out = np.zeros(lab.shape, np.uint8)
+    isv = np.isin(lab, verts)
+    if fallback is not None:
+        out[isv] = np.where(fallback[isv] > 0, fallback[isv], POST)
+    else:
+        out[isv] = POST
+    canal = find_canal(lab, verts, sp)
+    if not canal:
+        return out
+    zs = np.array(sorted(canal))
+    cent = np.array([[c.mean() for c in np.nonzero(canal[z][1])] for z in zs])
+    # canal: a continuous tube from the lowest to the highest vertebra slice
+    zv = np.nonzero(isv.any(axis=(0, 1)))[0]
+    bone_any = lab > 0
+    canal3 = np.zeros(lab.shape, bool)
+    for z in range(int(zv.min()), int(zv.max()) + 1):
+        if z in canal:
+            canal3[:, :, z] = canal[z][1]
+            continue
+        j = int(np.argmin(np.abs(zs - z)))
+        cx = float(np.interp(z, zs, cent[:, 0]))
+        cy = float(np.interp(z, zs, cent[:, 1]))
+        canal3[:, :, z] = _shifted(canal[zs[j]][1], cx - cent[j, 0], cy - cent[j, 1]) & ~bone_any[:, :, z]
+    out[canal3 & (lab == 0)] = CANAL
+    # per vertebra: body in front of the canal, pedicles beside its anterior half
+    px = np.arange(lab.shape[0]) * sp[0]
+    py = np.arange(lab.shape[1]) * sp[1]
+    for v in verts:
+        zz = [z for z in zs if canal[z][0] == v]
+        if not zz:
+            continue
+        fronts, mids, lefts, rights = [], [], [], []
+        for z in zz:
+            cm = canal[z][1]
+            ii, jj = np.nonzero(cm)
+            # anterior boundary: the most anterior canal voxel per column, median over the width
+            cols = {}
+            for i, j in zip(ii, jj):
+                cols[i] = max(cols.get(i, -1), j)
+            front = float(np.median(list(cols.values()))) * sp[1] + 0.5 * sp[1]
+            fronts.append(front)
+            mids.append(float(jj.mean()) * sp[1])
+            lefts.append(float(ii.min()) * sp[0] - 0.5 * sp[0])
+            rights.append(float(ii.max()) * sp[0] + 0.5 * sp[0])
+        y_front, y_mid = float(np.median(fronts)), float(np.median(mids))
+        x_l, x_r = float(np.median(lefts)), float(np.median(rights))
+        x_c = 0.5 * (x_l + x_r)
+        m = lab == v
+        sl = ndi.find_objects(m.astype(np.uint8))[0]
+        mb = m[sl]
+        X = px[sl[0]][:, None, None]
+        Y = py[sl[1]][None, :, None]
+        body = mb & (Y >= y_front) & np.ones(mb.shape, bool)
+        ped_zone = mb & ~body & (Y >= y_mid)
+        left = ped_zone & (X < x_c) & (X >= x_l - pedicle_lateral_mm)
+        right = ped_zone & (X > x_c) & (X <= x_r + pedicle_lateral_mm)
+        o = out[sl]
+        o[mb] = POST
+        o[body] = BODY
+        o[left] = LPED
+        o[right] = RPED
     return out
