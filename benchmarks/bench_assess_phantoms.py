@@ -105,6 +105,8 @@ def run_one(i: int) -> dict:
             "vbmd_err": None if lv.vbmd_mg_cm3 is None or t.get("vbmd_mg_cm3") is None
             else lv.vbmd_mg_cm3 - t["vbmd_mg_cm3"],
             "bulge": lv.posterior_wall_bulge_mm, "truth_bulge": t.get("posterior_wall_bulge_mm"),
+            "depth_err": None if lv.body_depth_mm is None or t.get("body_depth_mm") is None
+            else lv.body_depth_mm - t["body_depth_mm"],
             "flags": lv.flags,
         })
     return {"phantom": i, "make_s": t1 - t0, "assess_s": t2 - t1, "rows": rows,
@@ -196,7 +198,7 @@ def main() -> None:
         e = ", ".join("–" if x is None else f"{x:+.2f}" for x in r["errors_mm"])
         print(f"  #{r['phantom']:>3} {r['level']:>4} sp={r['spacing']} {r['orientation']} tol={r['tol_mm']:.2f} "
               f"err=[{e}] grade {r['grade']}/{r['truth_grade']} type {r['type']}/{r['truth_type']} "
-              f"loss {r['loss']}/{r['truth_loss']:.1f} {r['flags']}")
+              f"loss {r['loss']}/{r['truth_loss']:.1f} dD {r.get('depth_err') or 0:+.2f} {r['flags']}")
     if a.out:
         with open(a.out, "w") as fh:
             json.dump({"summary": summ, "results": results}, fh, indent=1, default=float)

@@ -43,7 +43,7 @@ from kyphosim.imaging.volume import Volume, apply_affine
 
 __all__ = [
     "BodyFrame", "EndplateSurface", "BodyHeights", "BodyGeometry", "vertebral_body_geometry",
-    "prepare_subregions", "voxel_extent_along", "refine_edges_ct", "HEIGHT_FRACTIONS", "BAND_FRACTION",
+    "prepare_subregions", "voxel_extent_along", "HEIGHT_FRACTIONS", "BAND_FRACTION",
 ]
 
 #: AP positions of Ha, Hm, Hp as fractions of the body depth from the anterior margin.
@@ -149,6 +149,8 @@ class BodyHeights:
     wedge_angle_deg: float | None = None
     profile_fractions: np.ndarray | None = None
     profile_mm: np.ndarray | None = None
+    #: per height, the fraction of surface samples placed by the CT edge model (None: mask only)
+    ct_refined_fraction: tuple[float, ...] | None = None
 
     def profile_min(self) -> tuple[float | None, float | None]:
         """Smallest height (mm) on the mid-sagittal profile 10–90 % of D and its AP fraction."""
@@ -243,63 +245,9 @@ def _boundaries_along(sampler: _Sampler, origins: np.ndarray, direction: np.ndar
     return t_plus, t_minus
 
 
-def refine_edges_ct(ct: Volume, origins: np.ndarray, direction: np.ndarray, t_mask: np.ndarray, sign: float,
-                    *, half_interval_mm: float, shell_mm: float = 0.8, w_in: np.ndarray | float = 4.0,
-                    w_out: float = 3.0, step_mm: float = 0.2) -> np.ndarray:
-    """Sub-voxel position of a bone surface from the CT profile along each line (blur-invariant moments).
-
-    Along x (outward from the mask estimate ``t_mask``) the profile is modelled as trabecular bone
-    (level I_in, x < b − s), a thin cortical plate of thickness ``shell_mm`` and unknown density, and the
-    outside (level I_out, x > b). The zeroth and first moments of (I − I_out) over [−w_in, w_out] are
-    unchanged by any symmetric point-spread function, which gives b from a quadratic equation:
-    M0 = A(b − a) + m and M1 = A(b² − a²)/2 + m(b − s/2) with A = I_in − I_out, a = −w_in, m the
-    plate's excess mass. The result is kept within ±``half_interval_mm`` of the mask estimate (the
-    mask's own quantisation interval), NaN-safe (the mask estimate is kept where the CT is ambiguous).
-    """
-    t_mask = np.asarray(t_mask, float)
-    out = t_mask.copy()
-    ok = np.isfinite(t_mask)
-    if not ok.any():
-        return out
-    o = np.asarray(origins, float)[ok]
-    tb = t_mask[ok]
-    w_in_a = np.broadcast_to(np.asarray(w_in, float), t_mask.shape)[ok]
-    x = np.arange(-float(np.max(w_in_a)) - 2.0, w_out + 2.0 + step_mm / 2, step_mm)
-    pts = o[:, None, :] + ((tb[:, None] + sign * x[None, :])[..., None]) * np.asarray(direction, float)
-    g = ct.sample(pts)
-    inner = x[None, :] <= -w_in_a[:, None]
-    inner &= x[None, :] >= -w_in_a[:, None] - 2.0
-    outer = x[None, :] >= w_out
-    with np.errstate(all="ignore"):
-        i_in = np.nanmedian(np.where(inner, g, np.nan), axis=1)
-        i_out = np.nanmedian(np.where(outer, g, np.nan), axis=1)
-    win = (x[None, :] >= -w_in_a[:, None]) & (x[None, :] <= w_out)
-    gs = np.where(win, g - i_out[:, None], 0.0)
-    m0 = np.trapezoid(gs, x, axis=1)
-    m1 = np.trapezoid(gs * x[None, :], x, axis=1)
-    A = i_in - i_out
-    a = -w_in_a
-    sh = shell_mm
-    c2 = -A / 2.0
-    c1 = m0 + A * a + A * sh / 2.0
-    c0 = -A * a * a / 2.0 - m0 * sh / 2.0 - A * a * sh / 2.0 - m1
-    with np.errstate(all="ignore"):
-        disc = c1 * c1 - 4.0 * c2 * c0
-        sq = np.sqrt(np.maximum(disc, 0.0))
-        r1 = (-c1 + sq) / (2.0 * c2)
-        r2 = (-c1 - sq) / (2.0 * c2)
-        b = np.where(np.abs(r1) <= np.abs(r2), r1, r2)
-        lin = np.abs(c2) < 1e-6 * np.maximum(np.abs(c1), 1e-9)
-        b = np.where(lin, -c0 / c1, b)
-    good = np.isfinite(b) & (disc >= 0) & (m0 > 0)
-    b = np.clip(np.where(good, b, 0.0), -half_interval_mm, half_interval_mm)
-    out[ok] = tb + sign * b
-    return out
-
-
-#: CT edge refinement is used when the voxel extent along SI is at most this (mm); on coarser grids the
-#: point-spread function reaches the neighbouring endplate and the moments are no longer local
-CT_REFINE_MAX_VOXEL_MM = 1.25
+#: CT edge refinement is used when the voxel extent along SI is at most this (mm): the thin-plate model
+#: was checked on phantom grids up to 3 mm along SI
+CT_REFINE_MAX_VOXEL_MM = 3.5
 
 
 # ------------------------------------------------------------------------------- the geometry
@@ -339,10 +287,29 @@ class BodyGeometry:
     ct: Volume | None = field(repr=False, default=None)
 
     def attach_ct(self, ct: Volume | None) -> "BodyGeometry":
-        """Use ``ct`` (HU, any grid) to refine the heights' surfaces to sub-voxel precision."""
+        """Use ``ct`` (HU, any grid) to place the endplate surfaces of the heights to sub-voxel precision.
+
+        The surfaces found on the mask are refined within their voxel by the blurred thin-plate model of
+        :mod:`kyphosim.assess.edges`; ``None`` detaches it (mask-only surfaces).
+        """
         self.ct = ct
         self.__dict__.pop("_endplate_cache", None)
+        self.__dict__.pop("_ct_crop", None)
         return self
+
+    def _crop_ct(self):
+        crop = self.__dict__.get("_ct_crop")
+        if crop is None:
+            from kyphosim.assess.edges import CTCrop
+
+            body, aff = self.body_mask_crop()
+            idx = np.argwhere(body)
+            if idx.size == 0:
+                return None
+            w = apply_affine(aff, np.array([idx.min(axis=0), idx.max(axis=0)], float))
+            crop = CTCrop(self.ct, w.min(axis=0), w.max(axis=0))
+            self.__dict__["_ct_crop"] = crop
+        return crop
 
     # ------------------------------------------------------------------ derived objects
     @property
@@ -383,14 +350,19 @@ class BodyGeometry:
         return tp.reshape(lr.shape), tm.reshape(lr.shape)
 
     def _refine_ct(self, LR: np.ndarray, AP: np.ndarray, tp: np.ndarray, tm: np.ndarray):
+        """CT-refined superior/inferior surfaces on the columns (LR, AP) and the usable fraction."""
+        from kyphosim.assess.edges import refine_surfaces
+
+        crop = self._crop_ct()
+        if crop is None:
+            return tp, tm, 0.0
         loc = np.stack([LR.ravel(), AP.ravel(), np.zeros(LR.size)], axis=1)
         org = self.frame.to_world(loc)
-        hgt = (tp - tm).ravel()
-        w_in = np.clip(0.3 * np.nan_to_num(hgt, nan=10.0), 1.5, 4.0)
-        half = 0.5 * self.voxel_si_mm
-        rp = refine_edges_ct(self.ct, org, self.frame.si, tp.ravel(), +1.0, half_interval_mm=half, w_in=w_in)
-        rm = refine_edges_ct(self.ct, org, self.frame.si, tm.ravel(), -1.0, half_interval_mm=half, w_in=w_in)
-        return rp.reshape(tp.shape), rm.reshape(tm.shape)
+        rp, okp = refine_surfaces(crop, org, self.frame.si, tp.ravel(), +1.0, self.voxel_si_mm)
+        rm, okm = refine_surfaces(crop, org, self.frame.si, tm.ravel(), -1.0, self.voxel_si_mm)
+        n = int(np.isfinite(tp).sum() + np.isfinite(tm).sum())
+        frac = float((okp.sum() + okm.sum()) / n) if n else 0.0
+        return rp.reshape(tp.shape), rm.reshape(tm.shape), frac
 
     def measure_heights(self, fractions: Sequence[float] = HEIGHT_FRACTIONS, *,
                         band_fraction: float = BAND_FRACTION, ap_dither_mm: float | None = None,
@@ -407,6 +379,8 @@ class BodyGeometry:
         lr_vals = np.linspace(-half, half, n_lr)
         ap_offsets = np.linspace(-dither, dither, 5) if dither > 0 else np.zeros(1)
         vals, spreads, cols, sups, infs, aps = [], [], [], [], [], []
+        use_ct = self.ct is not None and self.voxel_si_mm <= CT_REFINE_MAX_VOXEL_MM
+        ct_frac: list[float] = []
         for f in fractions:
             ap0 = self.anterior_ap_mm - f * D
             # keep the dither inside the body
@@ -416,8 +390,9 @@ class BodyGeometry:
                 offs = np.zeros(1)
             LR, AP = np.meshgrid(lr_vals, ap0 + offs, indexing="ij")
             tp, tm = self.profile(LR, AP)
-            if self.ct is not None and self.voxel_si_mm <= CT_REFINE_MAX_VOXEL_MM:
-                tp, tm = self._refine_ct(LR, AP, tp, tm)
+            if use_ct:
+                tp, tm, frac = self._refine_ct(LR, AP, tp, tm)
+                ct_frac.append(frac)
             h = tp - tm
             # median over LR of the per-column mean over the AP dither
             with np.errstate(all="ignore"):
@@ -440,6 +415,8 @@ class BodyGeometry:
         pf = np.linspace(0.10, 0.90, 17)
         LR, AP = np.meshgrid(lr_vals, self.anterior_ap_mm - pf * D, indexing="ij")
         tp, tm = self.profile(LR, AP)
+        if use_ct:
+            tp, tm, _ = self._refine_ct(LR, AP, tp, tm)
         import warnings
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -450,7 +427,8 @@ class BodyGeometry:
             padp = np.concatenate([prof[:1], prof, prof[-1:]])
             prof = (padp[:-2] + padp[1:-1] + padp[2:]) / 3.0
         return BodyHeights(vals[0], vals[1], vals[2], tuple(aps), tuple(spreads), cols, sups, infs,
-                           wedge_angle_deg=self.wedge_angle_deg(), profile_fractions=pf, profile_mm=prof)
+                           wedge_angle_deg=self.wedge_angle_deg(), profile_fractions=pf, profile_mm=prof,
+                           ct_refined_fraction=tuple(ct_frac) if use_ct else None)
 
     def wedge_angle_deg(self) -> float | None:
         """Angle between the superior and inferior endplate lines in the mid-sagittal band (deg).

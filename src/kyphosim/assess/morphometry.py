@@ -2,7 +2,8 @@
 
 Heights follow the shared convention (``kyphosim.assess.geometry``): along the body's SI axis,
 at 10 / 50 / 90 % of the depth from the anterior margin, median over the central band |LR| ≤ 20 % of
-the width, with sub-voxel surfaces from the partial-volume occupancy of the mask.
+the width, with sub-voxel surfaces from the partial-volume occupancy of the mask, refined
+on the CT when one is attached (``kyphosim.assess.edges``).
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ def measure_morphometry(geo: BodyGeometry) -> Morphometry:
     unc = height_uncertainty_mm(geo.voxel_si_mm)
     if any(np.isfinite(s) and s > max(4.0, 4 * unc) for s in h.spread_mm):
         flags.append("irregular_endplates")
+    if h.ct_refined_fraction is not None and min(h.ct_refined_fraction, default=1.0) < 0.5:
+        # fewer than half the endplate samples of a height were placed on the CT: mask surfaces (±½ voxel)
+        flags.append("ct_edges_fallback")
     pmin, fmin = h.profile_min()
     return Morphometry(a, m, p, ra, rm, h.wedge_angle_deg, geo.depth_mm, geo.width_mm, geo.voxel_si_mm,
                        unc, flags, pmin, fmin,
