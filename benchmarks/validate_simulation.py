@@ -70,6 +70,9 @@ def run_case(c, resolution, techniques=("kyphoplasty", "vertebroplasty"), viscos
         d = r.to_json_dict()
         out[tech] = {
             "wall_s": time.perf_counter() - t,
+            "min_height_gain_mm": (lambda hb, ha: ha[min(("anterior_mm", "middle_mm", "posterior_mm"), key=hb.get)]
+                                   - hb[min(("anterior_mm", "middle_mm", "posterior_mm"), key=hb.get)])(
+                d["heights"]["before"], d["heights"]["after"]),
             "heights": d["heights"], "ha_gain_mm": d["anterior_height_gain_mm"],
             "restoration_pct": d["height_restoration_pct"], "kyph_change_deg": d["kyphotic_angle_change_deg"],
             "cavity_ml": d["cavity_volume_ml"], "cement_ml": d["cement"]["volume_ml"],
@@ -101,6 +104,18 @@ def summarise(rows):
                                                "in_100_300": float(np.mean([(100 <= p <= 300) for p in p24])) if p24 else None}
     s["kp_max_pressure_psi"] = {"median": float(np.median(pmax)) if pmax else None}
     s["kp_balloon_volume_ml"] = {"median": float(np.median([b["vol"] for k in kp for b in k["balloons"]]))}
+    for typ in ("wedge", "biconcave", "crush"):
+        for age in ("acute", "chronic"):
+            idx = [i for i, r in enumerate(rows) if r["case"]["type"] == typ and r["case"]["age"] == age]
+            if not idx:
+                continue
+            s[f"gain_{typ}_{age}"] = {
+                "kp_min_height_gain_mm": float(np.mean([rows[i]["kyphoplasty"]["min_height_gain_mm"] for i in idx])),
+                "vp_min_height_gain_mm": float(np.mean([rows[i]["vertebroplasty"]["min_height_gain_mm"] for i in idx])),
+                "kp_ha_gain_mm": float(np.mean([rows[i]["kyphoplasty"]["ha_gain_mm"] for i in idx])),
+                "kp_restoration_pct": float(np.mean([rows[i]["kyphoplasty"]["restoration_pct"] for i in idx])),
+                "kp_kyph_change_deg": float(np.mean([rows[i]["kyphoplasty"]["kyph_change_deg"] for i in idx])),
+                "n": len(idx)}
     for age in ("acute", "chronic"):
         idx = [i for i, r in enumerate(rows) if r["case"]["age"] == age]
         s[f"ha_gain_mm_{age}"] = {"kp": float(np.mean([rows[i]["kyphoplasty"]["ha_gain_mm"] for i in idx])),

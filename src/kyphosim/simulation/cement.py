@@ -464,7 +464,7 @@ def inject(model: VertebraModel, sources: list[np.ndarray], cavity: np.ndarray |
         if total_leak >= params.leak_visible_ml:
             stop = "leak seen on fluoroscopy"
             break
-        if np.any(fill[post_idx] > 0.5):
+        if float((fill[post_idx] * cap[post_idx]).sum()) >= params.posterior_visible_ml:
             stop = "cement reached the posterior quarter"
             break
     full = np.zeros(model.shape, np.float32)

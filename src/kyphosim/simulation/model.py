@@ -295,7 +295,7 @@ def _disk(shape2: tuple[int, int], ci: float, cj: float, r: float) -> np.ndarray
 # ----------------------------------------------------------------------------------- build
 def build_model(ct: Volume, labels: Volume, level: int, *, resolution_mm: float = 0.5,
                 subregions: Volume | None = None, params: SimParams = DEFAULT_PARAMS,
-                fracture_age: str | None = None) -> VertebraModel:
+                fracture_age: str | None = None, crush_expected_height_mm: float | None = None) -> VertebraModel:
     """Build the voxel model of vertebra ``level`` (VerSe id) from a CT (HU) and its label map.
 
     Parameters
@@ -354,7 +354,7 @@ def build_model(ct: Volume, labels: Volume, level: int, *, resolution_mm: float 
     else:
         body, canal = _body_from_vertebra(vert)
     top, bot, has = column_surfaces(body)
-    side, flip = _depressed_side(top, bot, has, body)
+    side, flip = _depressed_side(top, bot, has, body, h)
     if flip:
         tmpl = local_template(frame, lo, hi, h, flip_k=True)
         lab, vert, body, canal = lab[:, :, ::-1], vert[:, :, ::-1], body[:, :, ::-1], canal[:, :, ::-1]
@@ -443,7 +443,8 @@ def build_model(ct: Volume, labels: Volume, level: int, *, resolution_mm: float 
     tissue[exits & ring] = Tissue.SEGMENTAL_EXIT
 
     # ---- fracture: depressed endplate (model +k), fracture line, band, age, defects
-    frac = _fracture(body, inner, tissue, rho, hu, h, side, fracture_age, p, depth_vox, j_post, cleft)
+    frac = _fracture(body, inner, tissue, rho, hu, h, side, fracture_age, p, depth_vox, j_post, cleft,
+                     crush_expected_height_mm)
     notes.extend(frac.pop("notes"))
     info: FractureInfo = frac["info"]
 
@@ -462,19 +463,21 @@ def _ball(shape, c, r) -> np.ndarray:
     return out
 
 
-def _depressed_side(top, bot, has, body) -> tuple[str, bool]:
+def _depressed_side(top, bot, has, body, h: float = 0.5) -> tuple[str, bool]:
     """Which endplate is depressed: the one that departs more from a plane (mean absolute residual
-    of a robust plane fit over the interior columns; an intact endplate is close to planar)."""
+    of a robust plane fit over the interior columns; an intact endplate is close to planar).
+    Lengths in mm so the decision does not depend on the grid: interior = 2 mm inside the
+    footprint, "planar" = both residuals below 0.175 mm (0.35 voxel of the 0.5 mm default grid)."""
     has = _solid_columns(top, bot, has)
-    inner = ndi.binary_erosion(has, iterations=4)
+    inner = ndi.binary_erosion(has, iterations=max(1, int(round(2.0 / h))))
     if inner.sum() < 20:
         return "none", False
     res = []
     for surf in (top, bot):
         c = _robust_plane(surf, inner)
         ii, jj = np.nonzero(inner)
-        res.append(float(np.mean(np.abs(c[0] * ii + c[1] * jj + c[2] - surf[inner]))))
-    if max(res) < 0.35 or res[0] >= 0.8 * res[1]:
+        res.append(float(np.mean(np.abs(c[0] * ii + c[1] * jj + c[2] - surf[inner]))) * h)
+    if max(res) < 0.175 or res[0] >= 0.8 * res[1]:
         # planar deformities (a pure wedge tilts both surfaces alike in the body frame): the
         # superior endplate, by far the commoner site of osteoporotic depression [U]
         return "superior", False
@@ -491,7 +494,8 @@ def _reference_deficit(top, bot, region, post) -> np.ndarray:
     return np.where(region, np.maximum(plane_b + off - top, 0.0), 0.0)
 
 
-def _fracture(body, inner, tissue, rho, hu, h, side, fracture_age, p: SimParams, depth_vox, j_post, cleft):
+def _fracture(body, inner, tissue, rho, hu, h, side, fracture_age, p: SimParams, depth_vox, j_post, cleft,
+              crush_expected_height_mm: float | None = None):
     notes: list[str] = []
     top, bot, has = column_surfaces(body)
     has = _solid_columns(top, bot, has)
@@ -505,6 +509,12 @@ def _fracture(body, inner, tissue, rho, hu, h, side, fracture_age, p: SimParams,
         ext = (top - bot + 1).astype(float)
         href = float(np.median(ext[post]))
         deficit = np.where(rim, np.maximum(href - ext, 0.0), 0.0)
+        if crush_expected_height_mm is not None and crush_expected_height_mm / h > href:
+            # crush (all heights reduced): the reference is the height expected from the adjacent
+            # normal levels (the assessment's definition); every column also misses E − Hp_own
+            deficit = np.where(rim, deficit + (crush_expected_height_mm / h - href), 0.0)
+            notes.append(f"crush: reference height {crush_expected_height_mm:.1f} mm from the adjacent levels "
+                         f"(own posterior {href * h:.1f} mm)")
     else:
         deficit = np.zeros(has.shape)
     footprint = rim & (deficit >= max(1.0, 1.0 / h))

@@ -127,6 +127,7 @@ class SimParams:
     injection_step_ml: float = 0.1        # numerical
     leak_visible_ml: float = 0.05         # leak a surgeon sees on fluoroscopy → stop [U]
     posterior_stop_fraction: float = 0.25  # stop when cement reaches the posterior quarter [C issue/ practice]
+    posterior_visible_ml: float = 0.05    # ... a visible amount there (lateral view), same as leak_visible_ml [U]
     kp_cement_over_cavity: float = 1.15   # KP fill ≈ balloon volume (FREE 2.4 cc/side ≈ IBT volume) [C]+margin [U]
     kp_min_fill_fraction: float = 0.162   # at least the fill that restores strength (Molloy 2005 16.2 %) [C]
     vp_fill_fraction: float = 0.20        # VP default fill (Molloy 16.2 % strength / 29.8 % stiffness) [C]

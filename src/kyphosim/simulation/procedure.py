@@ -198,6 +198,31 @@ def _auto_plan(ct: Volume, labels: Volume, level: int, technique: str, approach:
 
 
 # ------------------------------------------------------------------------------ helpers
+def _assessed_reference(labels: Volume, level: int, subregions: Volume | None) -> tuple[dict | None, str]:
+    """Genant type, grade and expected (reference) height of ``level`` from the assessment module,
+    on the label map reduced to the level and up to two neighbours on each side (morphometry only).
+    Returns (None, why) when the assessment is unavailable or fails."""
+    try:
+        from kyphosim.assess.api import assess_spine
+    except Exception:  # noqa: BLE001
+        return None, "assessment not available for the reference height"
+    try:
+        data = labels.data
+        ids = sorted(int(v) for v in np.unique(data) if 0 < v <= 28)
+        rank = (lambda v: 19.5 if v == 28 else float(v))
+        keep = [v for v in ids if abs(rank(v) - rank(level)) <= 2.0]
+        sub_lab = Volume(np.where(np.isin(data, keep), data, 0).astype(data.dtype), labels.affine, is_label=True,
+                         source_axcodes=labels.source_axcodes)
+        sub = subregions if (subregions is not None and subregions.same_grid(labels)) else None
+        res = assess_spine(None, sub_lab, subregions=sub, levels=[level])
+        lv = next(x for x in res.levels if int(x.label) == int(level))
+        return {"genant_type": lv.genant_type, "genant_grade": lv.genant_grade,
+                "expected_height_mm": lv.expected_height_mm,
+                "reference_levels": list(lv.reference_levels or [])}, ""
+    except Exception as exc:  # noqa: BLE001 - the own posterior height is used, noted
+        return None, f"assessment failed for the reference height ({type(exc).__name__})"
+
+
 def _h(d: dict) -> Heights:
     return Heights(anterior_mm=round(d["anterior_mm"], 3), middle_mm=round(d["middle_mm"], 3),
                    posterior_mm=round(d["posterior_mm"], 3),
@@ -251,10 +276,15 @@ def simulate(ct: Volume, labels: Volume, level: int | str, *, plan: dict | None 
     report = progress or (lambda stage, frac: None)
     ct_c = ct
     report("model", 0.0)
+    # Genant type and reference height by the assessment (crush: expected from the adjacent levels)
+    assessed, why = _assessed_reference(labels, lid, subregions)
+    crush_ref = None
+    if assessed and assessed["genant_type"] == "crush" and assessed["expected_height_mm"]:
+        crush_ref = float(assessed["expected_height_mm"])
     model = build_model(ct_c, labels, lid, resolution_mm=resolution_mm, subregions=subregions, params=params,
-                        fracture_age=fracture_age)
+                        fracture_age=fracture_age, crush_expected_height_mm=crush_ref)
     timings["model"] = time.perf_counter() - t0
-    notes = list(model.notes)
+    notes = list(model.notes) + ([why] if why else [])
     th = time.perf_counter()
 
     gauge = HeightGauge(model.body, model.affine, lid, model.frame.si, model.spacing_mm)
@@ -397,7 +427,9 @@ def simulate(ct: Volume, labels: Volume, level: int | str, *, plan: dict | None 
                        cannula_pressure_kpa=round(inj.cannula_pressure_kpa, 2), stop_reason=inj.stop_reason,
                        leaks=leaks, leak_summary=summarise_leaks(inj.leaks))
     # ---- outcome numbers
-    ref = h0["posterior_mm"]
+    # restoration reference: the vertebra's own posterior height (wedge/biconcave), the height
+    # expected from the adjacent levels for a crush (assessment definition, Genant)
+    ref = crush_ref if crush_ref is not None else h0["posterior_mm"]
     key = "anterior_mm" if h0["anterior_mm"] <= h0["middle_mm"] else "middle_mm"
     lost = ref - h0[key]
     gain = h_after[key] - h0[key]
@@ -425,7 +457,8 @@ def simulate(ct: Volume, labels: Volume, level: int | str, *, plan: dict | None 
         fracture={"side": fr.side, "age": fr.age, "heal_fraction": fr.heal_fraction,
                   "band_density_ratio": round(fr.band_density_ratio, 3), "mean_deficit_mm": round(fr.mean_deficit_mm, 3),
                   "footprint_area_mm2": round(float(fr.footprint.sum() * model.spacing_mm ** 2), 2),
-                  "cleft_volume_ml": round(fr.cleft_volume_ml, 4), "lift_alpha_after": round(lift.alpha, 4)},
+                  "cleft_volume_ml": round(fr.cleft_volume_ml, 4), "lift_alpha_after": round(lift.alpha, 4),
+                  "assessed": assessed, "reference_height_mm": round(float(ref), 3)},
         timings_s={k: round(v, 3) for k, v in timings.items()},
         parameters={k: v for k, v in params.as_dict().items() if k != "extra"} | {
             "balloon_device": {"length_mm": L, "max_volume_ml": BALLOONS[int(round(L))].max_volume_ml,
