@@ -7,9 +7,15 @@ out of the vertebra at the top and bottom; it *is* a hole of the axial sections,
 
 The working grid (1.25–3 mm) is coarser than most inputs. The label map is brought back to the input
 grid by nearest neighbour and its boundary is then re-drawn on the full-resolution CT in a band of
-``band_mm`` around it: a band voxel belongs to the vertebra when it is cortical bone
-(smoothed HU > the cortical threshold of the input voxel size) or enclosed, in its sagittal or coronal
-section, by the vertebra's core and cortex. Voxels of a neighbour's mask are never taken.
+``band_mm`` around it: a band voxel belongs to the vertebra when it is bone by a locally estimated
+partial-volume threshold (:func:`halfmax_bone`: a fraction ``frac`` of the way from the local soft
+tissue to the local bone rim) or enclosed, in its sagittal or coronal section, by the vertebra's core
+and cortex. Voxels of a neighbour's mask are never taken.
+
+``frac`` = 0.5 is the physical surface of a blurred thick edge (half-maximum); the default 0.3 keeps
+the outer partial-volume voxel of the cortex, as the human reference masks of VerSe do (body Dice on
+the shared VerSe cases 0.92–0.95 at 0.3 vs 0.89–0.94 at 0.5; the 3 mm TotalSegmentator example and
+the TPTBox crop are insensitive to it, the phantom's geometric truth prefers 0.5 by ≤ 0.01 Dice).
 """
 
 from __future__ import annotations
@@ -74,15 +80,17 @@ def halfmax_bone(hu: np.ndarray, spacing_mm: np.ndarray, floor_hu: float, *, rim
                  sigma_vox: float | None = None, frac: float = 0.5) -> np.ndarray:
     """Bone by a locally estimated half-maximum threshold (partial-volume-aware boundary).
 
-    A voxel is bone when its lightly smoothed HU exceeds the half-way value between the local bone
+    A voxel is bone when its lightly smoothed HU (Gaussian, ``sigma_vox`` voxels; None: 0.5 voxel and
+    ≥ 0.5 mm) exceeds the value a fraction ``frac`` of the way from the local soft tissue to the local bone
     rim ``rim = max HU in a box reaching rim_mm`` and the local soft tissue ``tissue = clip(min HU in
     a box reaching tissue_mm, tissue_range_hu)``, and never below ``floor_hu``:
 
-        thr = max(tissue + ½ (rim − tissue), floor_hu)
+        thr = max(tissue + frac · (rim − tissue), floor_hu)
 
-    For an edge blurred by the scanner's point-spread function the half-way value lies on the true
-    surface (the half-maximum criterion of QCT cortical segmentation); a fixed threshold well below it
-    (200 HU against a 700–1200 HU rim) puts the surface up to one voxel outside.
+    For an edge blurred by the scanner's point-spread function the half-way value (``frac`` = 0.5) lies
+    on the true surface (the half-maximum criterion of QCT cortical segmentation); a fixed threshold far
+    below it (140–200 HU against a 300–1200 HU rim) puts the surface up to one voxel outside, most at
+    3 mm where partial volume spreads the edge over a whole voxel.
     """
     sp = np.asarray(spacing_mm, float)
     sig = np.maximum(0.5, 0.5 / sp) if sigma_vox is None else np.full(3, sigma_vox)
@@ -103,7 +111,7 @@ def _band_element(band_mm: float, sp: np.ndarray) -> np.ndarray:
 
 def refine_labels(lab: np.ndarray, hu: np.ndarray, spacing_mm: np.ndarray, cortical_hu: float, n: int,
                   band_mm: float = 2.0, floor_frac: float = 0.75, sigma_vox: float = 0.35,
-                  frac: float = 0.5) -> np.ndarray:
+                  frac: float = 0.3) -> np.ndarray:
     """Re-draw each label's boundary on the full-resolution CT (canonical arrays, same grid).
 
     ``lab`` holds labels 1…n brought to this grid by nearest neighbour; ``hu`` is the CT (HU). Band
