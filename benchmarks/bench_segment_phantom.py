@@ -34,6 +34,18 @@ def main():
             a, b = o == v, g == v
             d = 2 * (a & b).sum() / max(1, a.sum() + b.sum())
             print(f"   {vertebra_name(v):>4} full={lv['fully_in_view']!s:5} Dice {d:.3f}")
+        # sub-regions over the slices of the fully visible levels (foramen counted as body, discs as 0)
+        full = [lv["label"] for lv in res.levels if lv["fully_in_view"]]
+        gc = ph.labels.as_canonical().data
+        zz = np.nonzero(np.isin(gc, full).any(axis=(0, 1)))[0]
+        so = res.subregions.as_canonical().data[:, :, zz.min():zz.max() + 1]
+        sg = ph.subregions.as_canonical().data[:, :, zz.min():zz.max() + 1]
+        sg = np.where(sg == 6, 1, np.where(sg == 7, 0, sg))
+        parts = []
+        for sid, nm in [(1, "body"), (2, "L pedicle"), (3, "R pedicle"), (4, "posterior"), (5, "canal")]:
+            a, b = so == sid, sg == sid
+            parts.append(f"{nm} {2 * (a & b).sum() / max(1, a.sum() + b.sum()):.3f}")
+        print("   sub-region Dice: " + ", ".join(parts))
 
 
 if __name__ == "__main__":
