@@ -6,10 +6,13 @@ kyphosim runs in this interpreter (numba, NUMBA_NUM_THREADS threads, default all
 runs in its own virtual environment (torch CPU, 2 threads, no gradients) through
 ``bench_fluoro_diffdrr_worker.py``, one process per configuration. Both use the same cone-beam
 geometry (SDD 1000 mm, source–isocentre 700 mm, isocentre at the volume centre, square detector
-with 0.586 mm pixels at 512² and 1.5 mm at 200²) and the same sampling: kyphosim samples each ray
-at a fixed step equal to the smallest voxel size; DiffDRR's trilinear renderer gets the number of
-points that gives the same step over its (global) ray range; its Siddon renderer is exact voxel
-traversal (patched when it would exceed memory). Timings: one warm-up render, median of
+with 0.586 mm pixels at 512² and 1.5 mm at 200²) and the same sampling density: kyphosim's default
+(Joseph) quadrature takes one trilinear sample per voxel plane crossed (1 mm planes along the beam
+here: a step of 1.000–1.02 mm along each ray, printed as the mean step), its trilinear mode a fixed
+1 mm step; DiffDRR's trilinear renderer gets the number of points that gives the same 1 mm step
+over its (global) ray range; its Siddon renderer is exact voxel traversal (patched when it would
+exceed memory). The sample counts per image are printed (kyphosim clips every ray to the volume,
+DiffDRR samples its global range for every ray). Timings: one warm-up render, median of
 ``--repeats``; the blocks alternate kyphosim / DiffDRR. The DiffDRR part is skipped cleanly
 when its venv is absent.
 """
@@ -36,14 +39,36 @@ SDD_MM, SID_MM = 1000.0, 700.0
 DETECTOR_MM = 300.0
 
 
-def time_kyphosim(ct, geom, repeats):
-    render_drr(ct, geom)  # warm-up (JIT compile/cache load)
+def time_kyphosim(ct, geom, repeats, sampling="joseph"):
+    """Median wall time of ``render_drr`` (the whole call: μ from the per-CT cache, quadrature,
+    image allocation) after one warm-up render (JIT compile/cache load, μ conversion)."""
+    render_drr(ct, geom, sampling=sampling)
     ts = []
     for _ in range(repeats):
         t = time.perf_counter()
-        drr = render_drr(ct, geom)
+        drr = render_drr(ct, geom, sampling=sampling)
         ts.append(time.perf_counter() - t)
     return statistics.median(ts), drr
+
+
+def joseph_samples(ct, geom):
+    """Samples per image of the Joseph quadrature (planes crossed by every ray) and the mean step."""
+    inv = np.linalg.inv(ct.affine)
+    pts = geom.pixel_centers_mm().reshape(-1, 3)
+    s = inv[:3, :3] @ geom.source_mm + inv[:3, 3]
+    d = pts @ inv[:3, :3].T + inv[:3, 3] - s
+    hi = np.asarray(ct.shape) - 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a0 = (0.0 - s) / d
+        a1 = (hi - s) / d
+    amin = np.clip(np.nanmax(np.minimum(a0, a1), axis=1), 0, 1)
+    amax = np.clip(np.nanmin(np.maximum(a0, a1), axis=1), 0, 1)
+    span = np.clip(amax - amin, 0, None)
+    m = np.abs(d).max(axis=1)
+    n = np.floor(span * m + 1e-9)
+    hit = span > 0
+    seg_mm = span * np.linalg.norm(pts - geom.source_mm, axis=1)
+    return int(n[hit].sum() + hit.sum()), float(seg_mm[hit].sum() / max(1, n[hit].sum()))
 
 
 def diffdrr_n_points(ct, geom, step_mm):
@@ -102,7 +127,10 @@ def main(argv=None) -> int:
             geom = carm_geometry(view, centre, rows=size, pixel_mm=DETECTOR_MM / 512 if size == 512
                                  else DETECTOR_MM / size, sdd_mm=SDD_MM, sid_mm=SID_MM)
             t_k, _ = time_kyphosim(ct, geom, args.repeats)
-            row = {"size": size, "view": view, "kyphosim_s": t_k}
+            t_t, _ = time_kyphosim(ct, geom, args.repeats, "trilinear")
+            n_j, step_j = joseph_samples(ct, geom)
+            row = {"size": size, "view": view, "kyphosim_s": t_k, "kyphosim_trilinear_s": t_t,
+                   "kyphosim_samples": n_j, "kyphosim_mean_step_mm": step_j}
             if have_diffdrr:
                 npts = diffdrr_n_points(ct, geom, step)
                 base = {"sdd_mm": SDD_MM, "sid_mm": SID_MM, "rows": size, "pixel_mm": geom.pixel_mm,
@@ -115,11 +143,18 @@ def main(argv=None) -> int:
                                                         patch_size=128 if size >= 512 else None))
                     row.update(diffdrr_siddon_s=sid.get("median_s"), diffdrr_siddon_rss_mb=sid.get("peak_rss_mb"))
                 t_k2, _ = time_kyphosim(ct, geom, args.repeats)    # alternate: kyphosim again
+                t_t2, _ = time_kyphosim(ct, geom, args.repeats, "trilinear")
                 row["kyphosim_s"] = statistics.median([t_k, t_k2])
+                row["kyphosim_trilinear_s"] = statistics.median([t_t, t_t2])
+                row["kyphosim_s_runs"] = [t_k, t_k2]
+                row["diffdrr_trilinear_samples"] = npts * size * size
             rows.append(row)
-            msg = f"{size}² {view:8s} kyphosim {row['kyphosim_s']:.3f} s"
+            msg = (f"{size}² {view:8s} kyphosim {row['kyphosim_s']:.3f} s ({row['kyphosim_samples'] / 1e6:.1f} M "
+                   f"samples, mean step {row['kyphosim_mean_step_mm']:.3f} mm), kyphosim trilinear "
+                   f"{row['kyphosim_trilinear_s']:.3f} s")
             if row.get("diffdrr_trilinear_s"):
-                msg += (f" | DiffDRR trilinear ({row['diffdrr_trilinear_points']} pts) "
+                msg += (f" | DiffDRR trilinear ({row['diffdrr_trilinear_points']} pts/ray, "
+                        f"{row['diffdrr_trilinear_samples'] / 1e6:.1f} M samples) "
                         f"{row['diffdrr_trilinear_s']:.2f} s, {row['diffdrr_trilinear_rss_mb']:.0f} MB "
                         f"→ {row['diffdrr_trilinear_s'] / row['kyphosim_s']:.0f}× faster")
             if row.get("diffdrr_siddon_s"):

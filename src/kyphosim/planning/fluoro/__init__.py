@@ -6,6 +6,7 @@
 """
 
 from kyphosim.planning.fluoro.geometry import VIEWS, CArmGeometry, carm_geometry
-from kyphosim.planning.fluoro.render import DRR, EFFECTIVE_ENERGY_KEV, hu_to_mu, render_drr
+from kyphosim.planning.fluoro.render import DRR, EFFECTIVE_ENERGY_KEV, clear_cache, hu_to_mu, render_drr
 
-__all__ = ["render_drr", "DRR", "CArmGeometry", "carm_geometry", "hu_to_mu", "VIEWS", "EFFECTIVE_ENERGY_KEV"]
+__all__ = ["render_drr", "DRR", "CArmGeometry", "carm_geometry", "hu_to_mu", "VIEWS", "EFFECTIVE_ENERGY_KEV",
+           "clear_cache"]

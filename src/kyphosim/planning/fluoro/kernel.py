@@ -15,6 +15,8 @@ import numpy as np
 
 __all__ = ["project_volume"]
 
+PLANES_IMPL = 2
+
 
 @nb.njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def _project_kernel(vol, inv_lin, inv_off, src, det0, du, dv, rows, cols, step_mm, out):  # pragma: no cover - jit
@@ -150,4 +152,390 @@ def project_volume(values: np.ndarray, affine: np.ndarray, geometry, *, step_mm:
                     np.asarray(geometry.u * geometry.pixel_mm, float),
                     np.asarray(geometry.v * geometry.pixel_mm, float),
                     int(geometry.rows), int(geometry.cols), float(step_mm), out)
+    return out
+
+
+# ---------------------------------------------------------------------------------------- Joseph
+@nb.njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def _joseph_kernel(flat, shape, strides, inv_lin, inv_off, src, det0, du, dv, rows, cols, out):  # pragma: no cover - jit
+    """Joseph's projector: one sample on every voxel plane of the ray's dominant index axis,
+    bilinear in the two other axes; each sample weighted by the length of its share of the ray
+    (clipped to the box of voxel centres). ``flat`` is the volume padded by one edge voxel at the
+    high end of every axis (so index n−1 + round-off never reads outside), raveled C-order;
+    ``shape`` the unpadded shape and ``strides`` the padded element strides."""
+    n0 = shape[0]
+    n1 = shape[1]
+    n2 = shape[2]
+    hi = np.empty(3)
+    o = np.empty(3)
+    for a in range(3):
+        hi[a] = shape[a] - 1.0
+        o[a] = inv_lin[a, 0] * src[0] + inv_lin[a, 1] * src[1] + inv_lin[a, 2] * src[2] + inv_off[a]
+    for r in nb.prange(rows):
+        dd = np.empty(3)
+        for c in range(cols):
+            px = det0[0] + c * du[0] + r * dv[0] - src[0]
+            py = det0[1] + c * du[1] + r * dv[1] - src[1]
+            pz = det0[2] + c * du[2] + r * dv[2] - src[2]
+            length = math.sqrt(px * px + py * py + pz * pz)
+            px /= length
+            py /= length
+            pz /= length
+            t0 = 0.0
+            t1 = length
+            ok = True
+            m = 0
+            best = -1.0
+            for a in range(3):
+                da = inv_lin[a, 0] * px + inv_lin[a, 1] * py + inv_lin[a, 2] * pz
+                dd[a] = da
+                if abs(da) > best:
+                    best = abs(da)
+                    m = a
+                if abs(da) < 1e-12:
+                    if o[a] < 0.0 or o[a] > hi[a]:
+                        ok = False
+                else:
+                    ta = (0.0 - o[a]) / da
+                    tb = (hi[a] - o[a]) / da
+                    if ta > tb:
+                        ta, tb = tb, ta
+                    if ta > t0:
+                        t0 = ta
+                    if tb < t1:
+                        t1 = tb
+            if (not ok) or t1 <= t0:
+                out[r, c] = 0.0
+                continue
+            # other two axes (a, b) of the plane
+            if m == 0:
+                a_ax, b_ax = 1, 2
+            elif m == 1:
+                a_ax, b_ax = 0, 2
+            else:
+                a_ax, b_ax = 0, 1
+            dm = dd[m]
+            ht = 1.0 / abs(dm)                       # mm between consecutive planes
+            # planes crossed: index range along m between the entry and exit points
+            xm0 = o[m] + t0 * dm
+            xm1 = o[m] + t1 * dm
+            if dm > 0:
+                k0 = int(math.ceil(xm0 - 1e-9))
+                k1 = int(math.floor(xm1 + 1e-9))
+                kstep = 1
+            else:
+                k0 = int(math.floor(xm0 + 1e-9))
+                k1 = int(math.ceil(xm1 - 1e-9))
+                kstep = -1
+            nk = (k1 - k0) * kstep + 1
+            sa = strides[a_ax]
+            sb = strides[b_ax]
+            sm = strides[m]
+            acc = 0.0
+            if nk <= 0:
+                nk = 0
+            else:
+                tk = (k0 - o[m]) / dm                 # ray parameter of the first plane
+                xa = o[a_ax] + tk * dd[a_ax]
+                xb = o[b_ax] + tk * dd[b_ax]
+                ia_step = dd[a_ax] * ht
+                ib_step = dd[b_ax] * ht
+                hia = hi[a_ax]
+                hib = hi[b_ax]
+                base_m = k0 * sm
+                step_m = kstep * sm
+                first_val = 0.0
+                last_val = 0.0
+                for q in range(nk):
+                    # clamp round-off at the side faces
+                    xa_c = min(max(xa, 0.0), hia)
+                    xb_c = min(max(xb, 0.0), hib)
+                    i = int(xa_c)
+                    j = int(xb_c)
+                    fa = xa_c - i
+                    fb = xb_c - j
+                    off = base_m + i * sa + j * sb
+                    v00 = flat[off]
+                    v01 = flat[off + sb]
+                    v10 = flat[off + sa]
+                    v11 = flat[off + sa + sb]
+                    v0 = v00 + (v01 - v00) * fb
+                    v1 = v10 + (v11 - v10) * fb
+                    val = v0 + (v1 - v0) * fa
+                    acc += val
+                    if q == 0:
+                        first_val = val
+                    last_val = val
+                    xa += ia_step
+                    xb += ib_step
+                    base_m += step_m
+                # interior samples carry ht each; the end samples carry their share clipped to [t0, t1]
+                tfirst = tk
+                tlast = tk + (nk - 1) * ht
+                w_first = min(tfirst + 0.5 * ht, t1) - max(tfirst - 0.5 * ht, t0)
+                w_last = min(tlast + 0.5 * ht, t1) - max(tlast - 0.5 * ht, t0)
+                if nk == 1:
+                    acc = first_val * (t1 - t0)
+                else:
+                    acc = (acc - first_val - last_val) * ht + first_val * w_first + last_val * w_last
+            if nk == 0:
+                # a short chord between two planes: one trilinear-free midpoint sample on the
+                # nearest plane (bilinear) carrying the whole chord
+                tm = 0.5 * (t0 + t1)
+                km = int(round(min(max(o[m] + tm * dm, 0.0), hi[m])))
+                xa_c = min(max(o[a_ax] + tm * dd[a_ax], 0.0), hi[a_ax])
+                xb_c = min(max(o[b_ax] + tm * dd[b_ax], 0.0), hi[b_ax])
+                i = int(xa_c)
+                j = int(xb_c)
+                fa = xa_c - i
+                fb = xb_c - j
+                off = km * sm + i * sa + j * sb
+                v0 = flat[off] + (flat[off + sb] - flat[off]) * fb
+                v1 = flat[off + sa] + (flat[off + sa + sb] - flat[off + sa]) * fb
+                acc = (v0 + (v1 - v0) * fa) * (t1 - t0)
+            out[r, c] = acc
+    return n0 + n1 + n2
+
+
+def prepare_joseph_volume(values: np.ndarray) -> np.ndarray:
+    """float32 copy of ``values`` padded by one edge voxel at the high end of every axis."""
+    vol = np.asarray(values, dtype=np.float32)
+    return np.ascontiguousarray(np.pad(vol, [(0, 1)] * 3, mode="edge"))
+
+
+def project_volume_joseph(values: np.ndarray, affine: np.ndarray, geometry, *,
+                          padded: np.ndarray | None = None) -> np.ndarray:
+    """Line integrals by Joseph's method (see :func:`_joseph_kernel`): samples on the voxel
+    planes of each ray's dominant axis (spacing = voxel size / |cos| of the ray to that axis),
+    bilinear in-plane. ``padded``: a ready :func:`prepare_joseph_volume` of ``values`` (cache)."""
+    shape = np.asarray(np.shape(values), dtype=np.int64)
+    if padded is None:
+        padded = prepare_joseph_volume(values)
+    strides = np.asarray([padded.shape[1] * padded.shape[2], padded.shape[2], 1], dtype=np.int64)
+    inv = np.linalg.inv(np.asarray(affine, float))
+    out = np.empty((geometry.rows, geometry.cols), dtype=np.float32)
+    _joseph_kernel(padded.ravel(), shape, strides, np.ascontiguousarray(inv[:3, :3]),
+                   np.ascontiguousarray(inv[:3, 3]), np.asarray(geometry.source_mm, float),
+                   np.asarray(geometry.detector_origin_mm, float),
+                   np.asarray(geometry.u * geometry.pixel_mm, float),
+                   np.asarray(geometry.v * geometry.pixel_mm, float),
+                   int(geometry.rows), int(geometry.cols), out)
+    return out
+
+
+# ------------------------------------------------------------------------- detector-parallel planes
+@nb.njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def _planes_kernel(vol, b0, b1, c_lo, c_hi, col_i, col_f, wplane, ray0, du, dv, wscale, out):  # pragma: no cover - jit
+    """Joseph's projector factorised for voxel planes parallel to the detector.
+
+    ``vol`` (n_m, n_b + 1, n_a + 1): planes along the beam, rows of the plane along the detector's
+    v, the contiguous axis along u, padded by one edge voxel. On plane k the ray of pixel (r, c)
+    crosses index b = b0[k] + r·b1[k] (rows) and a = col_i[k, c] + col_f[k, c] (columns): a
+    separable bilinear interpolation (first along b for the whole line, then along a per column)."""
+    n_m = vol.shape[0]
+    n_b = vol.shape[1] - 1
+    n_a = vol.shape[2] - 1
+    rows, cols = out.shape
+    for r in nb.prange(rows):
+        acc = np.zeros(cols, dtype=np.float32)
+        line = np.empty(n_a + 1, dtype=np.float32)
+        for k in range(n_m):
+            lo = c_lo[k]
+            hi = c_hi[k]
+            if hi < lo:
+                continue
+            b = b0[k] + r * b1[k]
+            if b < -1e-6 or b > n_b - 1 + 1e-6:
+                continue
+            b = min(max(b, 0.0), n_b - 1.0)
+            j = int(b)
+            g = np.float32(b - j)
+            w = np.float32(wplane[k])
+            v0 = vol[k, j]
+            v1 = vol[k, j + 1]
+            for q in range(n_a + 1):
+                x0 = v0[q]
+                line[q] = w * (x0 + g * (v1[q] - x0))
+            ci = col_i[k]
+            cf = col_f[k]
+            for c in range(lo, hi + 1):
+                i = ci[c]
+                y0 = line[i]
+                acc[c] += y0 + cf[c] * (line[i + 1] - y0)
+        # each plane sample carries the ray length between consecutive planes
+        for c in range(cols):
+            x = ray0[0] + c * du[0] + r * dv[0]
+            y = ray0[1] + c * du[1] + r * dv[1]
+            z = ray0[2] + c * du[2] + r * dv[2]
+            out[r, c] = acc[c] * np.float32(wscale * math.sqrt(x * x + y * y + z * z))
+
+
+@nb.njit(parallel=True, fastmath=True, cache=True, nogil=True)
+def _planes_block_kernel(vol, b0, b1, c_lo, c_hi, col_i, col_f, wplane, ray0, du, dv, wscale, block, t_rows,
+                         out):  # pragma: no cover - jit
+    """Same quadrature as :func:`_planes_kernel` for detectors finer than the voxels (|b1| < 1):
+    blocks of ``block`` detector rows in parallel; per plane, the few volume rows that the block
+    crosses are resampled once along the columns onto the detector columns (the only gathers),
+    then each detector row is a contiguous, vectorisable blend of two resampled rows."""
+    n_m = vol.shape[0]
+    n_b = vol.shape[1] - 1
+    rows, cols = out.shape
+    n_blocks = (rows + block - 1) // block
+    for blk in nb.prange(n_blocks):
+        r0 = blk * block
+        r1 = min(rows, r0 + block) - 1
+        acc = np.zeros((block, cols), dtype=np.float32)
+        T = np.empty((t_rows, cols), dtype=np.float32)
+        for k in range(n_m):
+            lo = c_lo[k]
+            hi = c_hi[k]
+            if hi < lo:
+                continue
+            bk0 = b0[k]
+            bk1 = b1[k]
+            ra = r0
+            rb = r1
+            if abs(bk1) > 1e-12:
+                xa = (0.0 - bk0) / bk1
+                xb = (n_b - 1.0 - bk0) / bk1
+                if xa > xb:
+                    xa, xb = xb, xa
+                ra = max(ra, int(math.ceil(xa - 1e-9)))
+                rb = min(rb, int(math.floor(xb + 1e-9)))
+            elif bk0 < 0.0 or bk0 > n_b - 1.0:
+                continue
+            if rb < ra:
+                continue
+            ba = min(max(bk0 + ra * bk1, 0.0), n_b - 1.0)
+            bb = min(max(bk0 + rb * bk1, 0.0), n_b - 1.0)
+            jmin = int(min(ba, bb))
+            jmax = min(int(max(ba, bb)) + 1, n_b)
+            if jmax - jmin + 1 > t_rows:
+                jmax = jmin + t_rows - 1
+            ci = col_i[k]
+            cf = col_f[k]
+            w = np.float32(wplane[k])
+            for jb in range(jmin, jmax + 1):
+                src = vol[k, jb]
+                Tj = T[jb - jmin]
+                for c in range(lo, hi + 1):
+                    i = ci[c]
+                    y0 = src[i]
+                    Tj[c] = w * (y0 + cf[c] * (src[i + 1] - y0))
+            for r in range(ra, rb + 1):
+                b = min(max(bk0 + r * bk1, 0.0), n_b - 1.0)
+                j = min(int(b), jmax - 1)
+                g = np.float32(b - j)
+                T0 = T[j - jmin]
+                T1 = T[j - jmin + 1]
+                ar = acc[r - r0]
+                for c in range(lo, hi + 1):
+                    x0 = T0[c]
+                    ar[c] += x0 + g * (T1[c] - x0)
+        for r in range(r0, r1 + 1):
+            ar = acc[r - r0]
+            for c in range(cols):
+                x = ray0[0] + c * du[0] + r * dv[0]
+                y = ray0[1] + c * du[1] + r * dv[1]
+                z = ray0[2] + c * du[2] + r * dv[2]
+                out[r, c] = ar[c] * np.float32(wscale * math.sqrt(x * x + y * y + z * z))
+
+
+def planes_layout(affine: np.ndarray, geometry, tol_voxel: float = 1e-3):
+    """If every voxel plane of one volume axis is parallel to the detector and the two other axes
+    run along the detector's columns and rows, return (m, b, a, sign) — the volume axes along the
+    beam, the rows and the columns — else None (use the ray-driven kernel)."""
+    inv = np.linalg.inv(np.asarray(affine, float))[:3, :3]
+    du = geometry.u * geometry.pixel_mm
+    dv = geometry.v * geometry.pixel_mm
+    dirv = geometry.direction
+    iu = inv @ du            # index change per detector column (at the detector plane)
+    iv = inv @ dv
+    idr = inv @ dirv
+    m = int(np.argmax(np.abs(idr)))
+    a = int(np.argmax(np.abs(iu)))
+    b = int(np.argmax(np.abs(iv)))
+    if len({m, a, b}) < 3:
+        return None
+    n = max(geometry.rows, geometry.cols)
+    # off-axis index drift across the whole detector must stay below tol_voxel
+    for ax in range(3):
+        if ax != a and abs(iu[ax]) * n > tol_voxel:
+            return None
+        if ax != b and abs(iv[ax]) * n > tol_voxel:
+            return None
+    if abs(idr[a]) > 1e-9 * abs(idr[m]) + 1e-12 or abs(idr[b]) > 1e-9 * abs(idr[m]) + 1e-12:
+        # the beam is not along axis m: the planes are not parallel to the detector
+        if np.hypot(idr[a], idr[b]) / abs(idr[m]) * n > tol_voxel:
+            return None
+    return m, b, a
+
+
+def prepare_planes_volume(values: np.ndarray, layout) -> np.ndarray:
+    """Volume reordered to (m, b, a), float32, C-contiguous, padded by one edge voxel in b and a."""
+    m, b, a = layout
+    vol = np.transpose(np.asarray(values, dtype=np.float32), (m, b, a))
+    return np.ascontiguousarray(np.pad(vol, [(0, 0), (0, 1), (0, 1)], mode="edge"))
+
+
+def project_volume_planes(values: np.ndarray, affine: np.ndarray, geometry, layout=None,
+                          prepared: np.ndarray | None = None) -> np.ndarray | None:
+    """Joseph line integrals for detector-parallel voxel planes (None when the layout does not
+    apply). Same quadrature as :func:`project_volume_joseph` (one sample per plane along the beam,
+    bilinear in-plane, end planes half-weighted); only rays that leave the volume through a side
+    face differ, by at most the last partial sample."""
+    layout = layout or planes_layout(affine, geometry)
+    if layout is None:
+        return None
+    m, b, a = layout
+    shape = np.shape(values)
+    n_m, n_b, n_a = shape[m], shape[b], shape[a]
+    if min(n_m, n_b, n_a) < 2:
+        return None
+    vol = prepare_planes_volume(values, layout) if prepared is None else prepared
+    A = np.asarray(affine, float)
+    inv = np.linalg.inv(A)
+    lin, off = inv[:3, :3], inv[:3, 3]
+    src = np.asarray(geometry.source_mm, float)
+    det0 = np.asarray(geometry.detector_origin_mm, float)
+    du = geometry.u * geometry.pixel_mm
+    dv = geometry.v * geometry.pixel_mm
+    sdd = float(geometry.source_to_detector_mm)
+    k = np.arange(n_m, dtype=float)
+    # depth of plane k along the beam; the ray to any pixel reaches it at fraction s_k of its length
+    col_m = A[:3, m]
+    p0 = A[:3, 3]
+    z = (p0 - src) @ geometry.direction + k * (col_m @ geometry.direction)
+    s = z / sdd
+    base = src[None, :] + s[:, None] * (det0 - src)[None, :]
+    idx0 = base @ lin.T + off
+    a0 = idx0[:, a]
+    b0 = idx0[:, b]
+    a1 = s * (lin[a] @ du)
+    b1 = s * (lin[b] @ dv)
+    # columns whose ray crosses plane k inside [0, n_a − 1]
+    cols = geometry.cols
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ca = (0.0 - a0) / a1
+        cb = (n_a - 1.0 - a0) / a1
+    lo = np.ceil(np.minimum(ca, cb) - 1e-9)
+    hi = np.floor(np.maximum(ca, cb) + 1e-9)
+    ok = (z > 0) & np.isfinite(lo) & np.isfinite(hi)
+    c_lo = np.where(ok, np.clip(lo, 0, cols), 1).astype(np.int64)
+    c_hi = np.where(ok, np.clip(hi, -1, cols - 1), 0).astype(np.int64)
+    wplane = np.ones(n_m)
+    wplane[0] = wplane[-1] = 0.5
+    ca_all = np.clip(a0[:, None] + np.arange(cols)[None, :] * a1[:, None], 0.0, n_a - 1.0)
+    col_i = np.minimum(ca_all.astype(np.int32), n_a - 1)
+    col_f = (ca_all - col_i).astype(np.float32)
+    wscale = abs(col_m @ geometry.direction) / sdd
+    out = np.empty((geometry.rows, cols), dtype=np.float32)
+    bmax = float(np.max(np.abs(b1)))
+    if PLANES_IMPL == 2 and bmax < 0.8:
+        block = 16
+        t_rows = int(math.ceil(block * bmax)) + 3
+        _planes_block_kernel(vol, b0, b1, c_lo, c_hi, col_i, col_f, wplane, det0 - src, du, dv, float(wscale),
+                             block, t_rows, out)
+    else:
+        _planes_kernel(vol, b0, b1, c_lo, c_hi, col_i, col_f, wplane, det0 - src, du, dv, float(wscale), out)
     return out
