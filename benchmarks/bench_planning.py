@@ -42,9 +42,11 @@ def occ(mask: Volume, pts):
     return Volume(mask.data.astype(np.float32), mask.affine).sample(pts, order=1, cval=0.0)
 
 
-def phantom_figures(levels: str, seed: int, use_sub: bool):
+def phantom_figures(levels: str, seed: int, use_sub: bool, ph=None):
+    """Per-pedicle rows for one phantom (built from ``levels``/``seed`` unless ``ph`` is given)."""
     from kyphosim.anatomy.phantom import PhantomSpec, make_phantom
-    ph = make_phantom(PhantomSpec(levels=levels, seed=seed))
+    if ph is None:
+        ph = make_phantom(PhantomSpec(levels=levels, seed=seed))
     truth = {lv["name"]: lv for lv in ph.truth["levels"]}
     t0 = time.perf_counter()
     plan = plan_procedure(ph.ct, ph.labels, levels, subregions=ph.subregions if use_sub else None).to_json_dict()
@@ -52,8 +54,12 @@ def phantom_figures(levels: str, seed: int, use_sub: bool):
     canal = np.argwhere(ph.subregions.data == SUBREGION_IDS["spinal_canal"])
     ctree = cKDTree(ph.subregions.voxel_to_world(canal))
     rows = []
+    from kyphosim.assess.geometry import vertebral_body_geometry
+    from kyphosim.planning.pedicle import SIDES, axis_angles
     for lv in plan["levels"]:
         tr = truth[lv["name"]]
+        # like with like: the truth axis' angles in the planner's own body frame
+        frame = vertebral_body_geometry(ph.labels, lv["label"], ph.subregions if use_sub else None).frame
         for t in lv["trajectories"] + lv["rejected_trajectories"]:
             if t["kind"] != "pedicle_axis":
                 continue
@@ -67,9 +73,11 @@ def phantom_figures(levels: str, seed: int, use_sub: bool):
             near = occ(ped, pts) > 0
             inside = float(np.mean(occ(vert, pts[near]) >= 0.5)) if near.any() else float("nan")
             dcan = float(ctree.query(pts)[0].min())
+            c_t, s_t = axis_angles(frame.rotation.T @ np.asarray(tp["axis"]), SIDES[t["side"]])
             rows.append(dict(level=lv["name"], side=t["side"], accepted=t in lv["trajectories"], angle=ang,
-                             dconv=abs(t["convergence_deg"] - tp["convergence_deg"]),
-                             dsag=abs(t["sagittal_deg"] - tp["sagittal_deg"]),
+                             dconv=abs(t["convergence_deg"] - c_t), dsag=abs(t["sagittal_deg"] - s_t),
+                             dconv_truthframe=abs(t["convergence_deg"] - tp["convergence_deg"]),
+                             dsag_truthframe=abs(t["sagittal_deg"] - tp["sagittal_deg"]),
                              entry=float(np.linalg.norm(np.subtract(t["entry_mm"], tp["entry_mm"]))),
                              canal=t["clearance_canal_mm"], cortex=t["clearance_cortex_mm"],
                              mask_inside=inside, mask_canal_mm=dcan, width=t["pedicle_min_width_mm"],

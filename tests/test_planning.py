@@ -161,3 +161,21 @@ def test_cli_plan_and_fluoro(shared_data, tmp_path, cli, capsys):
     code, o, e = cli(["fluoro", d / "sub-verse005_ct.nii.gz", "--level", "L3", "--view", "sideways",
                       "--out", png], capsys)
     assert code == 2 and "view" in e
+
+
+def test_phantom_axes_from_the_mask_alone(phantom):
+    """Without sub-regions the pedicle is isolated from the vertebra mask (the antero-posterior band
+    between the lamina junction and the body); its axis still within 3° and the entry within 2 mm."""
+    from kyphosim.assess.geometry import vertebral_body_geometry
+    from kyphosim.planning.pedicle import analyse_pedicle, rasterize_vertebra
+    lv = next(lv for lv in phantom.truth["levels"] if lv["name"] == "L2")
+    body = vertebral_body_geometry(phantom.labels, lv["label"])
+    raster = rasterize_vertebra(phantom.labels, lv["label"], body)
+    assert raster.canal_source == "estimated" and not raster.pedicle_occ
+    for side in ("left", "right"):
+        p = analyse_pedicle(raster, side)
+        assert p.found
+        w = p.world(raster)
+        ang = np.degrees(np.arccos(np.clip(w["axis"] @ np.asarray(lv["pedicles"][side]["axis"]), -1, 1)))
+        assert ang <= 3.0, (side, ang)
+        assert np.linalg.norm(w["entry_mm"] - np.asarray(lv["pedicles"][side]["entry_mm"])) <= 2.0

@@ -703,20 +703,22 @@ def centroid_line_axis(raster: VertebraRaster, side: str, p: np.ndarray, d: np.n
     direction angles (finite-difference Jacobian, 1°; steps ≤ 5°), updating the line's point from
     every fit, until the residual is < 0.05°.
 
-    Zone: the pedicle sub-region when given (a section is complete when it does not cut the
-    zone's end faces against the body or the lamina), else the vertebra mask (a section is
-    complete when the bone component around the axis is closed inside a disc of radius
-    0.65·``size_mm`` + 2 mm, i.e. the pedicle is isolated there between body and posterior
-    elements). Sections every ``step_mm`` within ±``reach_mm`` of ``p``; the contiguous run of
+    Zone: the pedicle sub-region when given, else the pedicle isolated from the vertebra mask by
+    :func:`band_zone_occ`; a section is complete when it does not cut the zone's end faces against
+    other bone (body, lamina) and its component closes inside a disc of radius 0.65·``size_mm`` +
+    2 mm (without either zone, the bare vertebra mask with the second criterion and a limit on
+    surfaces facing the axis). Sections every ``step_mm`` within ±``reach_mm`` of ``p``; the contiguous run of
     complete sections nearest ``p`` whose centroids lie within 3 mm of the current line is
     fitted (≥ 4 sections over ≥ 2 mm). Returns (point, unit anterior direction) or None when no
     such run exists, the solution turns more than ``max_turn_deg`` from the start, or the
     centroids leave an RMS residual > 0.4 mm about the line."""
     if raster.pedicle_occ.get(side) is not None:
         fld = raster.pedicle_occ[side]
-        other = np.clip(raster.occ - fld, 0.0, 1.0)
     else:
-        fld, other = raster.occ, None
+        fld = band_zone_occ(raster, side, p)
+    other = None if fld is None else np.clip(raster.occ - fld, 0.0, 1.0)
+    if fld is None:
+        fld = raster.occ
     radius = 0.65 * size_mm + 2.0
     d0 = _unit(d)
     ts = np.arange(-reach_mm, reach_mm + 1e-9, step_mm)
@@ -780,6 +782,36 @@ def centroid_line_axis(raster: VertebraRaster, side: str, p: np.ndarray, d: np.n
     if rms > 0.4 or np.degrees(np.arccos(np.clip(d_best @ d0, -1.0, 1.0))) > max_turn_deg:
         return None
     return p_best, d_best
+
+
+def band_zone_occ(raster: VertebraRaster, side: str, p: np.ndarray) -> np.ndarray | None:
+    """Pedicle isolated from the vertebra mask alone: the bone on the ``side`` of the mid-sagittal
+    plane between the posterior end of the pedicle segment (:func:`pedicle_segment_ap`) and the
+    body's posterior wall — in that antero-posterior band the bone lateral to the canal is the
+    pedicle (the laminae, facets and transverse processes arise behind it, the body in front) —
+    the connected component at or nearest ``p``. Returns its occupancy field (the vertebra's
+    occupancy inside, 0 outside; the band's faces act as the end faces of a sub-region) or None."""
+    gl, ga, _ = raster.axes()
+    lo, _ = pedicle_segment_ap(raster)
+    hi = raster.body.posterior_ap_mm
+    if hi - lo < 3.0:
+        return None
+    band = (ga >= lo) & (ga <= hi)
+    lat = gl * SIDES[side] > 0
+    m = raster.bone & band[None, :, None] & lat[:, None, None]
+    lab, n = ndimage.label(m)
+    if n == 0:
+        return None
+    ip = np.clip(np.round(raster.local_to_index(p)).astype(int), 0, np.array(m.shape) - 1)
+    k = lab[tuple(ip)]
+    if k == 0:
+        idx = np.argwhere(lab > 0)
+        dd = np.sum((idx - ip) ** 2, axis=1)
+        j = int(np.argmin(dd))
+        if np.sqrt(dd[j]) * raster.res > 4.0:
+            return None
+        k = lab[tuple(idx[j])]
+    return np.where(lab == k, raster.occ, 0.0).astype(np.float32)
 
 
 def pedicle_segment_ap(raster: VertebraRaster) -> tuple[float, float]:
