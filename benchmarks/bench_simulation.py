@@ -30,10 +30,13 @@ def main() -> None:
     print(f"cores available: {os.cpu_count()}; load average {os.getloadavg()[0]:.1f}")
     for _ in range(a.repeat):
         t = time.perf_counter()
+        c0 = time.process_time()
         r = simulate(ph.ct, ph.labels, "L1", plan=plan, technique=a.technique, resolution_mm=a.resolution,
                      subregions=ph.subregions)
         wall = time.perf_counter() - t
-        print(f"{a.technique} bipedicular L1 at {a.resolution} mm: {wall:.1f} s wall")
+        cpu = time.process_time() - c0
+        print(f"{a.technique} bipedicular L1 at {a.resolution} mm: {wall:.1f} s wall, {cpu:.1f} s CPU "
+              f"(load average after {os.getloadavg()[0]:.1f})")
         for k, v in r.timings_s.items():
             print(f"  {k:<10} {v:7.2f} s")
         print(f"  balloons {[round(b.max_volume_ml, 2) for b in r.balloons]} mL, cement {r.cement.volume_ml:.2f} mL, "

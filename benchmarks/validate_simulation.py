@@ -81,6 +81,7 @@ def run_case(c, resolution, techniques=("kyphoplasty", "vertebroplasty"), viscos
             "cement_pmax_kpa": d["cement"]["max_pressure_kpa"],
             "leak": d["cement"]["leak_summary"]["any"], "mass_err_pct": d["bone"].get("mass_error_pct"),
             "balloons": [{"vol": b["max_volume_ml"], "pmax_psi": b["max_pressure_psi"], "stop": b["stop_reason"],
+                          "pv": b["pv_curve"],
                           "p_2_4_psi": (lambda v: None if v is None else v / PSI)(pressure_at(b["pv_curve"]))}
                          for b in d["balloons"]],
             "fracture": d["fracture"], "truth_ha_mm": lv["height_anterior_mm"],
@@ -245,7 +246,15 @@ def refine_check(cases, r0=0.5, r1=0.35):
             v = [bb["p_2_4_psi"] for bb in x["balloons"] if bb["p_2_4_psi"] is not None]
             return float(np.median(v)) if v else float("nan")
 
+        def p_common(x, v_lo, v_hi):
+            """median balloon pressure (psi) over a volume window both grids reach"""
+            v = [pressure_at(bb["pv"], v_lo, v_hi) for bb in x["balloons"]]
+            v = [q / PSI for q in v if q is not None]
+            return float(np.median(v)) if v else float("nan")
+
+        vmin = min(bb["vol"] for bb in a["balloons"] + b["balloons"])
         keys = {"cavity_ml": (a["cavity_ml"], b["cavity_ml"]), "cement_ml": (a["cement_ml"], b["cement_ml"]),
+                "p_half_to_full_psi": (p_common(a, 0.5 * vmin, vmin), p_common(b, 0.5 * vmin, vmin)),
                 "fill": (a["fill"], b["fill"]),
                 "balloon_ml": (sum(x["vol"] for x in a["balloons"]), sum(x["vol"] for x in b["balloons"])),
                 "p_2_4ml_psi": (p24(a), p24(b)),

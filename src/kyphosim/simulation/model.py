@@ -338,7 +338,13 @@ def build_model(ct: Volume, labels: Volume, level: int, *, resolution_mm: float 
     frame = _refine_si(body_c, frame)
     body_pts = tmpl.voxel_to_world(np.argwhere(body_c))
     frame.origin = body_pts.mean(axis=0)
-    lo, hi = _grid_from_body(frame, body_pts, {"lr": (5, 5), "ap": (24, 4), "si": (7, 7)})
+    si_margin = 7.0
+    if crush_expected_height_mm is not None:
+        # a crush lift raises the whole endplate by up to E − H: keep the lifted fragment (and the
+        # disc above it) inside the grid so no bone mass is pushed out of it
+        ext_si = np.ptp((body_pts - frame.origin) @ frame.si)
+        si_margin += max(0.0, float(crush_expected_height_mm) - float(ext_si)) + 1.0
+    lo, hi = _grid_from_body(frame, body_pts, {"lr": (5, 5), "ap": (24, 4), "si": (si_margin, si_margin)})
 
     # ---- fine grid; decide the depressed side first (flip so it is +k)
     h = float(resolution_mm)
