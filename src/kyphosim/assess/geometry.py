@@ -295,7 +295,41 @@ class BodyGeometry:
         self.ct = ct
         self.__dict__.pop("_endplate_cache", None)
         self.__dict__.pop("_ct_crop", None)
+        self.__dict__.pop("_ct_cols_cache", None)
+        if ct is not None:
+            self._refine_margins_ct()
         return self
+
+    def _refine_margins_ct(self) -> None:
+        """Anterior and posterior margins (hence D and the AP positions of Ha/Hm/Hp) placed on the CT.
+
+        The same lines as the mask-based depth (mid-sagittal ±1.5 mm in LR, ±2 mm in SI around
+        mid-height); each wall crossing is refined within its voxel along AP by the thin-plate model
+        with the cortical shell's thickness (:data:`kyphosim.assess.edges.WALL_MM`). Lines without a
+        clear cortex (the basivertebral foramen on the posterior wall) keep the mask crossing.
+        """
+        from kyphosim.assess.edges import WALL_MM, refine_surfaces
+
+        crop = self._crop_ct()
+        if crop is None:
+            return
+        f = self.frame
+        LRo, SIo = np.meshgrid(np.array([-1.5, 0.0, 1.5]), np.linspace(-2.0, 2.0, 5), indexing="ij")
+        loc = np.stack([LRo.ravel(), np.zeros(LRo.size), SIo.ravel()], axis=1)
+        origins = f.to_world(loc)
+        ta, tpo = _boundaries_along(self._sampler, origins, f.ap, self._reach_mm, gap_mm=0.0)
+        if not (np.isfinite(ta).any() and np.isfinite(tpo).any()):
+            return
+        vox_ap = voxel_extent_along(self._labels_affine, f.ap)
+        ra, _ = refine_surfaces(crop, origins, f.ap, ta, +1.0, vox_ap, plate_mm=WALL_MM)
+        rp, _ = refine_surfaces(crop, origins, f.ap, tpo, -1.0, vox_ap, plate_mm=WALL_MM)
+        # the mask estimate of the same lines, to move the stored margins by the refinement only
+        d_ant = _trimmed_mean(ra) - _trimmed_mean(ta)
+        d_post = _trimmed_mean(rp) - _trimmed_mean(tpo)
+        lim = 0.5 * vox_ap + 0.3
+        self.anterior_ap_mm = float(self.anterior_ap_mm + np.clip(d_ant, -lim, lim))
+        self.posterior_ap_mm = float(self.posterior_ap_mm + np.clip(d_post, -lim, lim))
+        self.depth_mm = float(self.anterior_ap_mm - self.posterior_ap_mm)
 
     def _crop_ct(self):
         crop = self.__dict__.get("_ct_crop")
@@ -350,37 +384,42 @@ class BodyGeometry:
         return tp.reshape(lr.shape), tm.reshape(lr.shape)
 
     def _refine_ct(self, LR: np.ndarray, AP: np.ndarray, tp: np.ndarray, tm: np.ndarray):
-        """CT-refined superior/inferior surfaces on the columns (LR, AP) and the usable fraction."""
+        """CT-refined superior/inferior surfaces on the columns (LR, AP): (sup, inf, ok_sup, ok_inf,
+        plate mass sup, plate mass inf), all shaped like ``tp`` (masses HU·mm, NaN where not refined)."""
         from kyphosim.assess.edges import refine_surfaces
 
         crop = self._crop_ct()
         if crop is None:
-            return tp, tm, 0.0
+            z = np.zeros(tp.shape, bool)
+            return tp, tm, z, z, np.full(tp.shape, np.nan), np.full(tp.shape, np.nan)
         loc = np.stack([LR.ravel(), AP.ravel(), np.zeros(LR.size)], axis=1)
         org = self.frame.to_world(loc)
-        rp, okp = refine_surfaces(crop, org, self.frame.si, tp.ravel(), +1.0, self.voxel_si_mm)
-        rm, okm = refine_surfaces(crop, org, self.frame.si, tm.ravel(), -1.0, self.voxel_si_mm)
-        n = int(np.isfinite(tp).sum() + np.isfinite(tm).sum())
-        frac = float((okp.sum() + okm.sum()) / n) if n else 0.0
-        return rp.reshape(tp.shape), rm.reshape(tm.shape), frac
+        rp, okp, mp = refine_surfaces(crop, org, self.frame.si, tp.ravel(), +1.0, self.voxel_si_mm, return_mass=True)
+        rm, okm, mm = refine_surfaces(crop, org, self.frame.si, tm.ravel(), -1.0, self.voxel_si_mm, return_mass=True)
+        sh = tp.shape
+        return rp.reshape(sh), rm.reshape(sh), okp.reshape(sh), okm.reshape(sh), mp.reshape(sh), mm.reshape(sh)
 
-    def measure_heights(self, fractions: Sequence[float] = HEIGHT_FRACTIONS, *,
-                        band_fraction: float = BAND_FRACTION, ap_dither_mm: float | None = None,
-                        n_lr: int = 9) -> BodyHeights:
-        """Ha, Hm, Hp (mm) at AP ``fractions`` of D from the anterior margin (contract convention).
+    def _ct_height_columns(self, key, columns):
+        """Refined surfaces of the height columns (cached per layout) — see :meth:`measure_heights`."""
+        cache = self.__dict__.setdefault("_ct_cols_cache", {})
+        if key not in cache:
+            cache[key] = [self._refine_ct(LR, AP, tp, tm) for LR, AP, tp, tm in columns]
+        return cache[key]
 
-        Each height is the median over ``n_lr`` columns spread over ``|LR| ≤ band_fraction × width``
-        and, to average out voxel quantisation, over small AP offsets (``ap_dither_mm``, default
-        ``min(1.5 mm, 4 % of D)``) around the nominal position.
-        """
+    def _height_layout(self, fractions: Sequence[float] = HEIGHT_FRACTIONS, band_fraction: float = BAND_FRACTION,
+                       ap_dither_mm: float | None = None, n_lr: int = 9):
+        """Band columns of each height and their mask surfaces (cached): (key, [(LR, AP, tp, tm)])."""
         D = self.depth_mm
         dither = min(1.5, 0.04 * D) if ap_dither_mm is None else float(ap_dither_mm)
+        key = (tuple(float(f) for f in fractions), float(band_fraction), float(dither), int(n_lr),
+               round(self.anterior_ap_mm, 6), round(D, 6), round(self.width_mm, 6))
+        cache = self.__dict__.setdefault("_layout_cache", {})
+        if key in cache:
+            return key, cache[key]
         half = band_fraction * self.width_mm
         lr_vals = np.linspace(-half, half, n_lr)
         ap_offsets = np.linspace(-dither, dither, 5) if dither > 0 else np.zeros(1)
-        vals, spreads, cols, sups, infs, aps = [], [], [], [], [], []
-        use_ct = self.ct is not None and self.voxel_si_mm <= CT_REFINE_MAX_VOXEL_MM
-        ct_frac: list[float] = []
+        columns = []
         for f in fractions:
             ap0 = self.anterior_ap_mm - f * D
             # keep the dither inside the body
@@ -390,9 +429,35 @@ class BodyGeometry:
                 offs = np.zeros(1)
             LR, AP = np.meshgrid(lr_vals, ap0 + offs, indexing="ij")
             tp, tm = self.profile(LR, AP)
+            columns.append((LR, AP, tp, tm))
+        cache[key] = columns
+        return key, columns
+
+    def measure_heights(self, fractions: Sequence[float] = HEIGHT_FRACTIONS, *,
+                        band_fraction: float = BAND_FRACTION, ap_dither_mm: float | None = None,
+                        n_lr: int = 9) -> BodyHeights:
+        """Ha, Hm, Hp (mm) at AP ``fractions`` of D from the anterior margin (contract convention).
+
+        Each height is the median over ``n_lr`` columns spread over ``|LR| ≤ band_fraction × width``
+        and, to average out voxel quantisation, over small AP offsets (``ap_dither_mm``, default
+        ``min(1.5 mm, 4 % of D)``) around the nominal position. With a CT attached, every surface is
+        placed within its voxel on the CT (:mod:`kyphosim.assess.edges`).
+        """
+        D = self.depth_mm
+        half = band_fraction * self.width_mm
+        lr_vals = np.linspace(-half, half, n_lr)
+        vals, spreads, cols, sups, infs, aps = [], [], [], [], [], []
+        use_ct = self.ct is not None and self.voxel_si_mm <= CT_REFINE_MAX_VOXEL_MM
+        ct_frac: list[float] = []
+        key, columns = self._height_layout(fractions, band_fraction, ap_dither_mm, n_lr)
+        refined = self._ct_height_columns(key, columns) if use_ct else None
+        for q, (f, (LR, AP, tp, tm)) in enumerate(zip(fractions, columns)):
+            ap0 = self.anterior_ap_mm - f * D
             if use_ct:
-                tp, tm, frac = self._refine_ct(LR, AP, tp, tm)
-                ct_frac.append(frac)
+                rp, rm, okp, okm, mp, mm = refined[q]
+                tp, tm = rp, rm
+                n = int(np.isfinite(rp).sum() + np.isfinite(rm).sum())
+                ct_frac.append(float((okp.sum() + okm.sum()) / n) if n else 0.0)
             h = tp - tm
             # median over LR of the per-column mean over the AP dither
             with np.errstate(all="ignore"):
@@ -416,7 +481,7 @@ class BodyGeometry:
         LR, AP = np.meshgrid(lr_vals, self.anterior_ap_mm - pf * D, indexing="ij")
         tp, tm = self.profile(LR, AP)
         if use_ct:
-            tp, tm, _ = self._refine_ct(LR, AP, tp, tm)
+            tp, tm = self._refine_ct(LR, AP, tp, tm)[:2]
         import warnings
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
