@@ -33,12 +33,10 @@ from kyphosim.imaging.labels import SUBREGION_IDS
 from kyphosim.imaging.volume import Volume, apply_affine
 
 __all__ = ["VertebraRaster", "PedicleAnalysis", "rasterize_vertebra", "analyse_pedicle", "SIDES", "pedicle_segment_ap",
-           "RASTER_MM", "AXIS_FIT_HALF_MM"]
+           "RASTER_MM", "centroid_line_axis", "band_zone_occ"]
 
 #: Resolution of the local working raster, mm.
 RASTER_MM = 0.5
-#: Half length of the axis segment (around the isthmus) whose cross-section centroids define the axis, mm.
-AXIS_FIT_HALF_MM = 5.0
 #: Radius of the disc in which pedicle cross-sections are analysed, mm.
 SECTION_RADIUS_MM = 12.0
 #: Largest bone gap (mm) bridged when walking back to the entry point (facet joint space).
@@ -494,95 +492,6 @@ def _tunnel_axis(raster: VertebraRaster, sgn: int, p0: np.ndarray, ap_lo: float,
     ii, jj = np.nonzero(comp)
     p = centre + grid[ii].mean() * E1[0] + grid[jj].mean() * E2[0]
     return p, d, float(comp.sum()) * 0.25
-
-
-def _midline_axis(zone: np.ndarray, raster: VertebraRaster, sgn: int, ap_lo: float, ap_hi: float):
-    """Pedicle axis after Zindrick's definition: the line bisecting the medial and lateral walls
-    (axial slices) and the superior and inferior walls (sagittal sections) over the tube-like part
-    of the pedicle (rows no wider than 1.35 × the isthmus width). Returns (point, direction,
-    isthmus ap) in local mm or None."""
-    gl, ga, gs = raster.axes()
-    res = raster.res
-    jsel = np.nonzero((ga >= ap_lo) & (ga <= ap_hi))[0]
-    if jsel.size < 4:
-        return None
-    z = zone[:, jsel, :]
-    # vertical centre of the pedicle: median si of the zone
-    kk = np.nonzero(z.any(axis=(0, 1)))[0]
-    if kk.size == 0:
-        return None
-    si_c = np.median(np.argwhere(z)[:, 2])
-    half_h = 0.3 * (kk.max() - kk.min() + 1)
-    ks = np.arange(int(max(kk.min(), si_c - half_h)), int(min(kk.max(), si_c + half_h)) + 1)
-    rows = []
-    for jj, j in enumerate(jsel):
-        mids, widths = [], []
-        for k in ks:
-            line = z[:, jj, k]
-            idx = np.nonzero(line)[0]
-            if idx.size == 0:
-                continue
-            # the run that starts at the most medial zone voxel
-            if sgn > 0:
-                i0 = idx.min()
-                i1 = i0
-                while i1 + 1 < line.size and line[i1 + 1]:
-                    i1 += 1
-            else:
-                i1 = idx.max()
-                i0 = i1
-                while i0 - 1 >= 0 and line[i0 - 1]:
-                    i0 -= 1
-            widths.append((i1 - i0 + 1) * res)
-            mids.append(0.5 * (gl[i0] + gl[i1]))
-        if len(widths) >= max(2, ks.size // 3):
-            rows.append((ga[j], float(np.median(widths)), float(np.median(mids))))
-    if len(rows) < 4:
-        return None
-    rows = np.array(rows)
-    wsm = np.convolve(np.pad(rows[:, 1], 1, mode="edge"), np.ones(3) / 3, mode="valid")
-    k_is = int(np.argmin(wsm))
-    ok = wsm <= 1.35 * wsm[k_is]
-    # contiguous run around the isthmus
-    lo_k = k_is
-    while lo_k - 1 >= 0 and ok[lo_k - 1]:
-        lo_k -= 1
-    hi_k = k_is
-    while hi_k + 1 < len(ok) and ok[hi_k + 1]:
-        hi_k += 1
-    sel = rows[lo_k:hi_k + 1]
-    if len(sel) < 4:          # too short a tube: take ±3 mm around the isthmus
-        sel = rows[np.abs(rows[:, 0] - rows[k_is, 0]) <= 3.0]
-    a1, a0 = np.polyfit(sel[:, 0], sel[:, 2], 1)          # lr = a0 + a1·ap
-    # sagittal: vertical walls along the fitted midline
-    si_rows = []
-    for ap_v in sel[:, 0]:
-        j = int(np.argmin(np.abs(ga - ap_v)))
-        lr_v = a0 + a1 * ap_v
-        i = int(np.argmin(np.abs(gl - lr_v)))
-        col = zone[i, j, :]
-        kc = int(round(si_c))
-        if not col[kc]:
-            idx = np.nonzero(col)[0]
-            if idx.size == 0:
-                continue
-            kc = idx[np.argmin(np.abs(idx - kc))]
-        k0 = kc
-        while k0 - 1 >= 0 and col[k0 - 1]:
-            k0 -= 1
-        k1 = kc
-        while k1 + 1 < col.size and col[k1 + 1]:
-            k1 += 1
-        si_rows.append((ap_v, 0.5 * (gs[k0] + gs[k1])))
-    if len(si_rows) >= 3:
-        si_rows = np.array(si_rows)
-        b1, b0 = np.polyfit(si_rows[:, 0], si_rows[:, 1], 1)
-    else:
-        b1, b0 = 0.0, float(gs[int(round(si_c))])
-    ap_is = float(rows[k_is, 0])
-    d = _unit([a1, 1.0, b1])
-    p = np.array([a0 + a1 * ap_is, ap_is, b0 + b1 * ap_is])
-    return p, d, ap_is
 
 
 def _soft_section(raster: VertebraRaster, fld: np.ndarray, centre: np.ndarray, d: np.ndarray, radius: float,

@@ -1,8 +1,16 @@
-"""Numba ray-casting kernel: Beer–Lambert line integrals with trilinear sampling.
+"""Numba ray-casting kernels: Beer–Lambert line integrals of a voxel field.
 
-One ray per detector pixel, from the focal spot to the pixel centre. Each ray is clipped to the
-box spanned by the voxel centres (in voxel-index space, so any orientation or oblique affine works)
-and sampled at a fixed step (mm) with the midpoint rule; values are trilinearly interpolated.
+One ray per detector pixel, from the focal spot to the pixel centre, clipped to the box spanned by
+the voxel centres (in voxel-index space, so any orientation or oblique affine works). Quadratures:
+
+* :func:`project_volume` — trilinear samples at a fixed step (mm), midpoint rule;
+* :func:`project_volume_joseph` — Joseph's method: one sample on every voxel plane of the ray's
+  dominant axis (bilinear in-plane = trilinear on the plane), end samples weighted by their share
+  of the clipped ray;
+* :func:`project_volume_planes` — the same Joseph quadrature factorised when the voxel planes are
+  parallel to the detector and the in-plane axes run along its rows and columns (separable
+  bilinear weights; no per-ray stepping).
+
 The returned image is the line integral ∫ μ ds (dimensionless when μ is in mm⁻¹ and ds in mm).
 """
 
@@ -13,9 +21,11 @@ import math
 import numba as nb
 import numpy as np
 
-__all__ = ["project_volume"]
+__all__ = ["project_volume", "project_volume_joseph", "project_volume_planes", "planes_layout",
+           "prepare_joseph_volume", "prepare_planes_volume"]
 
-PLANES_IMPL = 2
+#: Detector rows per block of the factorised kernel (used when detector pixels are finer than voxels).
+PLANES_ROW_BLOCK = 16
 
 
 @nb.njit(parallel=True, fastmath=True, cache=True, nogil=True)
@@ -163,9 +173,6 @@ def _joseph_kernel(flat, shape, strides, inv_lin, inv_off, src, det0, du, dv, ro
     (clipped to the box of voxel centres). ``flat`` is the volume padded by one edge voxel at the
     high end of every axis (so index n−1 + round-off never reads outside), raveled C-order;
     ``shape`` the unpadded shape and ``strides`` the padded element strides."""
-    n0 = shape[0]
-    n1 = shape[1]
-    n2 = shape[2]
     hi = np.empty(3)
     o = np.empty(3)
     for a in range(3):
@@ -279,8 +286,8 @@ def _joseph_kernel(flat, shape, strides, inv_lin, inv_off, src, det0, du, dv, ro
                 else:
                     acc = (acc - first_val - last_val) * ht + first_val * w_first + last_val * w_last
             if nk == 0:
-                # a short chord between two planes: one trilinear-free midpoint sample on the
-                # nearest plane (bilinear) carrying the whole chord
+                # a chord shorter than the plane spacing: one bilinear sample on the nearest plane
+                # carrying the whole chord
                 tm = 0.5 * (t0 + t1)
                 km = int(round(min(max(o[m] + tm * dm, 0.0), hi[m])))
                 xa_c = min(max(o[a_ax] + tm * dd[a_ax], 0.0), hi[a_ax])
@@ -294,7 +301,6 @@ def _joseph_kernel(flat, shape, strides, inv_lin, inv_off, src, det0, du, dv, ro
                 v1 = flat[off + sa] + (flat[off + sa + sb] - flat[off + sa]) * fb
                 acc = (v0 + (v1 - v0) * fa) * (t1 - t0)
             out[r, c] = acc
-    return n0 + n1 + n2
 
 
 def prepare_joseph_volume(values: np.ndarray) -> np.ndarray:
@@ -531,8 +537,8 @@ def project_volume_planes(values: np.ndarray, affine: np.ndarray, geometry, layo
     wscale = abs(col_m @ geometry.direction) / sdd
     out = np.empty((geometry.rows, cols), dtype=np.float32)
     bmax = float(np.max(np.abs(b1)))
-    if PLANES_IMPL == 2 and bmax < 0.8:
-        block = 16
+    if bmax < 0.8:
+        block = PLANES_ROW_BLOCK
         t_rows = int(math.ceil(block * bmax)) + 3
         _planes_block_kernel(vol, b0, b1, c_lo, c_hi, col_i, col_f, wplane, det0 - src, du, dv, float(wscale),
                              block, t_rows, out)
