@@ -42,6 +42,27 @@ def _round(x, nd=2):
     return round(xf, nd) if np.isfinite(xf) else None
 
 
+#: an endplate mass this many times the spine's median marks dense/thick (sclerotic) endplates
+DENSE_ENDPLATE_RATIO = 1.3
+
+
+def _dense_endplates(geos: dict[int, BodyGeometry]) -> None:
+    """Levels whose endplates are markedly heavier than the spine's typical endplate (sclerosis of a
+    healing/chronic fracture, degenerative sclerosis) get a proportionally thicker plate in the CT edge
+    model, which moves their outer surfaces out by half the extra thickness (flag ``dense_endplates``)."""
+    from kyphosim.assess.edges import PLATE_MM
+
+    mass = {lid: g.plate_mass_hu_mm() for lid, g in geos.items()}
+    vals = [m for m in mass.values() if m is not None and m > 0]
+    if len(vals) < 3:
+        return
+    ref = float(np.median(vals))
+    for lid, m in mass.items():
+        if m is not None and m > DENSE_ENDPLATE_RATIO * ref:
+            geos[lid].endplate_thickness_mm = PLATE_MM * min(m / ref, 2.5)
+            geos[lid].flags.append("dense_endplates")
+
+
 def _rank(lid: int) -> float:
     return 19.5 if lid == 28 else float(lid)
 
@@ -142,6 +163,7 @@ def assess_spine_detailed(ct: Optional[Volume], labels: Volume, *, subregions: O
     if ct is not None and use_ct_edges:
         for g in geos.values():
             g.attach_ct(ct)
+        _dense_endplates(geos)
     morph = {lid: measure_morphometry(g) for lid, g in geos.items()}
 
     # ------------------------------------------------------------------ grading

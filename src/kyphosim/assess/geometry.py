@@ -285,6 +285,9 @@ class BodyGeometry:
     _labels_shape: tuple[int, int, int] = field(repr=False)
     _reach_mm: float = field(repr=False, default=60.0)
     ct: Volume | None = field(repr=False, default=None)
+    #: endplate thickness (mm) used for the CT edges of this body; None = the typical
+    #: :data:`kyphosim.assess.edges.PLATE_MM` (``assess_spine`` sets it for markedly dense endplates)
+    endplate_thickness_mm: float | None = field(repr=False, default=None)
 
     def attach_ct(self, ct: Volume | None) -> "BodyGeometry":
         """Use ``ct`` (HU, any grid) to place the endplate surfaces of the heights to sub-voxel precision.
@@ -406,6 +409,23 @@ class BodyGeometry:
             cache[key] = [self._refine_ct(LR, AP, tp, tm) for LR, AP, tp, tm in columns]
         return cache[key]
 
+    def plate_mass_hu_mm(self) -> float | None:
+        """Median fitted endplate mass (HU·mm) over the Ha/Hm/Hp columns of both endplates (CT attached).
+
+        The mass (deblurred plate level above the trabecular level × the assumed plate thickness) does
+        not depend on the blur; relative to the spine's other levels it tells a thicker or denser
+        (sclerotic) endplate.
+        """
+        if self.ct is None or self.voxel_si_mm > CT_REFINE_MAX_VOXEL_MM:
+            return None
+        key, columns = self._height_layout()
+        meds = []
+        for r in self._ct_height_columns(key, columns):
+            for ok, m in ((r[2], r[4]), (r[3], r[5])):
+                if ok.sum() >= 3:
+                    meds.append(float(np.median(m[ok])))
+        return float(np.median(meds)) if meds else None
+
     def _height_layout(self, fractions: Sequence[float] = HEIGHT_FRACTIONS, band_fraction: float = BAND_FRACTION,
                        ap_dither_mm: float | None = None, n_lr: int = 9):
         """Band columns of each height and their mask surfaces (cached): (key, [(LR, AP, tp, tm)])."""
@@ -451,11 +471,17 @@ class BodyGeometry:
         ct_frac: list[float] = []
         key, columns = self._height_layout(fractions, band_fraction, ap_dither_mm, n_lr)
         refined = self._ct_height_columns(key, columns) if use_ct else None
+        # outer surface of a plate thicker than the model's: half the extra thickness further out
+        thick_shift = 0.0
+        if use_ct and self.endplate_thickness_mm is not None:
+            from kyphosim.assess.edges import PLATE_MM
+
+            thick_shift = 0.5 * (float(self.endplate_thickness_mm) - PLATE_MM)
         for q, (f, (LR, AP, tp, tm)) in enumerate(zip(fractions, columns)):
             ap0 = self.anterior_ap_mm - f * D
             if use_ct:
                 rp, rm, okp, okm, mp, mm = refined[q]
-                tp, tm = rp, rm
+                tp, tm = np.where(okp, rp + thick_shift, rp), np.where(okm, rm - thick_shift, rm)
                 n = int(np.isfinite(rp).sum() + np.isfinite(rm).sum())
                 ct_frac.append(float((okp.sum() + okm.sum()) / n) if n else 0.0)
             h = tp - tm
@@ -481,7 +507,8 @@ class BodyGeometry:
         LR, AP = np.meshgrid(lr_vals, self.anterior_ap_mm - pf * D, indexing="ij")
         tp, tm = self.profile(LR, AP)
         if use_ct:
-            tp, tm = self._refine_ct(LR, AP, tp, tm)[:2]
+            rp, rm, okp, okm, _, _ = self._refine_ct(LR, AP, tp, tm)
+            tp, tm = np.where(okp, rp + thick_shift, rp), np.where(okm, rm - thick_shift, rm)
         import warnings
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
