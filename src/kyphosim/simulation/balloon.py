@@ -406,17 +406,20 @@ def _enclosed(model: VertebraModel, occ: np.ndarray, run: BalloonRun, envbox) ->
 
 def seal_exits(model: VertebraModel, rho0: np.ndarray, kappa_rho: float, params: SimParams,
                occ: np.ndarray | None = None) -> int:
-    """Exits the balloon closes: vein foramina, cortical cracks and endplate breaks (B/S/C/D) within
-    ``seal_reach_mm`` of the inflated balloon (the balloon pressure, ≥ 10² kPa, exceeds the venous
-    pressure, ~1 kPa, by two orders of magnitude: the vessel collapses and the compacted layer is
-    pressed into the opening), or into which compacted bone was pressed (density risen by at least
-    ``seal_fraction`` of the compaction limit). They become ``Tissue.SEALED``: porous with the
+    """Exits the balloon closes. Veins (basivertebral/segmental foramina, B/S) within
+    ``seal_reach_mm`` of the inflated balloon collapse: the balloon pressure (≥ 10² kPa) exceeds
+    the venous pressure (~1 kPa) by two orders of magnitude, so the vessel is squeezed shut and the
+    compacted layer is pressed against it. Any exit (B/S, cortical cracks C, endplate breaks D) into
+    which compacted bone was actually pressed (density risen by at least ``seal_fraction`` of the
+    compaction limit) is filled. A crack is not closed by pressure alone (the balloon pushes its
+    lips apart rather than shut). Sealed voxels become ``Tissue.SEALED``: porous with the
     compacted-shell density ``kappa_rho`` (stored as ``model.geometry['seal_rho_mg_cm3']``), which
     sets their permeability in the cement model. Returns the number of sealed voxels."""
     t = model.tissue
     ex = np.isin(t, [int(Tissue.BASIVERTEBRAL), int(Tissue.SEGMENTAL_EXIT), int(Tissue.CORTICAL_DEFECT),
                      int(Tissue.ENDPLATE_BREAK)])
     s = ex & (model.rho - rho0 >= params.seal_fraction * kappa_rho)
+    ex = np.isin(t, [int(Tissue.BASIVERTEBRAL), int(Tissue.SEGMENTAL_EXIT)])
     if occ is not None and ex.any() and np.any(occ > 0):
         n = max(1, int(round(params.seal_reach_mm / model.spacing_mm)))
         idx = np.argwhere(ex)
