@@ -57,6 +57,8 @@ CRUSH_MIN_POSTERIOR_LOSS = 0.12
 COARSE_UNCERTAINTY_MM = 1.25
 #: own posterior height above the neighbour-based expectation by more than this is capped as reference
 HP_OUTLIER = 0.08
+#: with a reduced Hp, a middle deficit at least this multiple of the end deficits means biconcave, not crush
+BICONCAVE_DOMINANCE = 2.0
 #: a neighbour counts as a normal reference when its own-shape deficit is below this fraction
 REFERENCE_MAX_DEFICIT = 0.15
 
@@ -169,6 +171,16 @@ def grade_spine(levels: list[tuple[int, tuple[float | None, float | None, float 
         if hp_exp is None:
             flags.append("no_normal_neighbour")
         crush = dp is not None and dp >= CRUSH_MIN_POSTERIOR_LOSS
+        pm = (profile_min or {}).get(lid, (None, None))
+        m_low = min(m, pm[0]) if pm[0] is not None and 0.3 <= (pm[1] or 0.0) <= 0.7 else m
+        if crush:
+            # a reduced posterior height with a middle far more reduced than both ends is a severe
+            # biconcave deformity (the endplate depression reaches the posterior corner), not a crush
+            d_a = 1.0 - a / (normal_ratio(name, "anterior") * hp_exp)
+            d_m = 1.0 - m_low / (normal_ratio(name, "middle") * hp_exp)
+            if d_m >= BICONCAVE_DOMINANCE * max(d_a, dp):
+                crush = False
+                flags.append("posterior_height_reduced_biconcave")
         expected = hp_exp if crush else p
         if not crush and hp_exp is not None and p > hp_exp * (1.0 + HP_OUTLIER):
             # an own posterior height well above its neighbours' (posterior osteophyte, mask overshoot)
@@ -176,10 +188,13 @@ def grade_spine(levels: list[tuple[int, tuple[float | None, float | None, float 
             expected = hp_exp * (1.0 + HP_OUTLIER)
             flags.append("posterior_height_above_neighbours")
         hmin, where = min((a, 0.10), (m, 0.50), (p, 0.90))
-        pm = (profile_min or {}).get(lid, (None, None))
         if pm[0] is not None and pm[0] < hmin:
             hmin, where = pm
         loss = max(0.0, 100.0 * (1.0 - hmin / expected))
+        if not crush and a > expected:
+            # the expected middle height of a body taller in front than behind (lordotic lumbar levels)
+            # is the mean of its rims, not the smaller posterior height
+            loss = max(loss, 100.0 * (1.0 - m_low / (0.5 * (a + expected))))
         grade = genant_grade_from_loss(loss)
         unc = (uncertainty_mm or {}).get(lid, 0.0)
         if grade == 1 and unc >= COARSE_UNCERTAINTY_MM:
