@@ -548,7 +548,7 @@ def _soft_section(raster: VertebraRaster, fld: np.ndarray, centre: np.ndarray, d
 
 
 def _centroid_fit(raster: VertebraRaster, fld: np.ndarray, other: np.ndarray | None, p: np.ndarray,
-                  d: np.ndarray, radius: float, ts: np.ndarray):
+                  d: np.ndarray, radius: float, ts: np.ndarray, cap_tol: float):
     """One pass: sections ⟂ ``d`` at ``p + t·d`` (t in ``ts``), the contiguous run of complete
     ones nearest ``p`` (end sections dropped), a straight line through their centroids.
     Returns (point, direction, t range used, RMS residual mm) or None."""
@@ -557,7 +557,7 @@ def _centroid_fit(raster: VertebraRaster, fld: np.ndarray, other: np.ndarray | N
         c = p + t * d
         sc = _soft_section(raster, fld, c, d, radius, other)
         ok = False
-        if sc is not None and not sc["touches"] and sc["cap"] <= (0.0 if other is not None else 0.06):
+        if sc is not None and not sc["touches"] and sc["cap"] <= cap_tol:
             v = sc["centroid"] - c
             ok = np.linalg.norm(v - (v @ d) * d) <= 3.0
         rows.append(sc if ok else None)
@@ -613,21 +613,23 @@ def centroid_line_axis(raster: VertebraRaster, side: str, p: np.ndarray, d: np.n
     every fit, until the residual is < 0.05°.
 
     Zone: the pedicle sub-region when given, else the pedicle isolated from the vertebra mask by
-    :func:`band_zone_occ`; a section is complete when it does not cut the zone's end faces against
-    other bone (body, lamina) and its component closes inside a disc of radius 0.65·``size_mm`` +
-    2 mm (without either zone, the bare vertebra mask with the second criterion and a limit on
-    surfaces facing the axis). Sections every ``step_mm`` within ±``reach_mm`` of ``p``; the contiguous run of
+    :func:`band_zone_occ`; a section is complete when its rim does not lie on an end face of the
+    zone against other bone (body, lamina: a face whose normal is within 50° of ``d``; up to 2 % of
+    the rim tolerated for a sub-region map, whose label staircase puts a few such pixels anywhere,
+    none for the band zone, whose faces are flat cuts) and its component closes inside a disc of
+    radius 0.65·``size_mm`` + 2 mm (without either zone, the bare vertebra mask: ≤ 6 % of the rim
+    on any bone surface facing within 45° of ``d``). Sections every ``step_mm`` within ±``reach_mm`` of ``p``; the contiguous run of
     complete sections nearest ``p`` whose centroids lie within 3 mm of the current line is
     fitted (≥ 4 sections over ≥ 2 mm). Returns (point, unit anterior direction) or None when no
     such run exists, the solution turns more than ``max_turn_deg`` from the start, or the
     centroids leave an RMS residual > 0.4 mm about the line."""
     if raster.pedicle_occ.get(side) is not None:
-        fld = raster.pedicle_occ[side]
+        fld, cap_tol = raster.pedicle_occ[side], 0.02
     else:
-        fld = band_zone_occ(raster, side, p)
+        fld, cap_tol = band_zone_occ(raster, side, p), 0.0
     other = None if fld is None else np.clip(raster.occ - fld, 0.0, 1.0)
     if fld is None:
-        fld = raster.occ
+        fld, cap_tol = raster.occ, 0.06
     radius = 0.65 * size_mm + 2.0
     d0 = _unit(d)
     ts = np.arange(-reach_mm, reach_mm + 1e-9, step_mm)
@@ -636,7 +638,7 @@ def centroid_line_axis(raster: VertebraRaster, side: str, p: np.ndarray, d: np.n
     h = 1.0
 
     def g(theta, point):
-        r = _centroid_fit(raster, fld, other, point, _dir2(theta), radius, ts)
+        r = _centroid_fit(raster, fld, other, point, _dir2(theta), radius, ts, cap_tol)
         if r is None:
             return None
         return _angles2(r[1]) - theta, r
