@@ -178,3 +178,21 @@ def test_tptbox_subregions_are_mapped(shared_data):
     assert abs(geo.height_posterior_mm - l3.height_posterior_mm) < 1.0
     # L2 and L4 are cut by the crop: flagged, not graded from a partial body
     assert "cut_by_fov" in res.level("L2").flags and res.level("L2").genant_grade is None
+
+
+def test_ct_edges_place_heights_within_the_target_tolerance(wedge_phantom, wedge_result):
+    """CT edges (default) put all heights within max(0.5 mm, ½ voxel) and beat the mask-only surfaces."""
+    from kyphosim.assess.api import assess_spine_detailed
+
+    mask_only = assess_spine_detailed(wedge_phantom.ct, wedge_phantom.labels, use_ct_edges=False)[0]
+    keys = ("height_anterior_mm", "height_middle_mm", "height_posterior_mm")
+    err_ct, err_mask = [], []
+    for lv, lm in zip(wedge_result.levels, mask_only.levels):
+        t = _truth(wedge_phantom, lv.name)
+        tol = max(0.5, 0.5 * lv.voxel_size_si_mm)
+        for k in keys:
+            assert abs(getattr(lv, k) - t[k]) <= tol, (lv.name, k, getattr(lv, k), t[k])
+            err_ct.append(abs(getattr(lv, k) - t[k]))
+            err_mask.append(abs(getattr(lm, k) - t[k]))
+        assert "ct_edges_fallback" not in lv.flags
+    assert np.mean(err_ct) < np.mean(err_mask)

@@ -191,10 +191,6 @@ def grade_spine(levels: list[tuple[int, tuple[float | None, float | None, float 
         if pm[0] is not None and pm[0] < hmin:
             hmin, where = pm
         loss = max(0.0, 100.0 * (1.0 - hmin / expected))
-        if not crush and a > expected:
-            # the expected middle height of a body taller in front than behind (lordotic lumbar levels)
-            # is the mean of its rims, not the smaller posterior height
-            loss = max(loss, 100.0 * (1.0 - m_low / (0.5 * (a + expected))))
         grade = genant_grade_from_loss(loss)
         unc = (uncertainty_mm or {}).get(lid, 0.0)
         if grade == 1 and unc >= COARSE_UNCERTAINTY_MM:
