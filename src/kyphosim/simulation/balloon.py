@@ -272,7 +272,11 @@ def inflate(model: VertebraModel, accesses: list[Access], devices: list[BalloonD
     mass0 = float(model.rho.sum())
     unplaced = 0.0
     law, resid = params.strength_law, params.fracture_residual_strength
-    k_vox = max(1, int(round(params.inflation_step_ml / v_ml)))
+    # the increment scales with the grid spacing: each step then consumes the same fraction of the
+    # balloon's one-voxel surface layer (k/N ∝ ΔV/(A·h)), so the pressure — the k-th cheapest wall
+    # voxel's resistance — is the same quantile of the wall's strengths on every grid
+    dv_ml = params.inflation_step_ml * h / params.inflation_step_ref_mm
+    k_vox = max(1, int(round(dv_ml / v_ml)))
     history: list[dict] = []
     fills = gap_fills(model)
     fills["occ"] = 0

@@ -103,7 +103,8 @@ class SimParams:
     vp_gauge: int = 11                    # [C] VP trocars 11–13 G (Provenzano 2004)
     cannula_tip_inside_wall_mm: float = 3.0  # working cannula tip past the posterior wall [U]
     # --- balloon --------------------------------------------------------------------------------
-    inflation_step_ml: float = 0.05      # syringe increment per step (numerical)
+    inflation_step_ml: float = 0.05      # syringe increment per step at the reference grid (numerical)
+    inflation_step_ref_mm: float = 0.5    # grid spacing at which the increment is inflation_step_ml; ∝ h
     inflation_rate_ml_min: float = 0.5    # slow incremental inflation [U]
     continuum_mm: float = 1.0             # Gaussian scale of the apparent (continuum) density [U]
     compaction_ratio: float = 3.0         # compacted shell density / trabecular density [U]
