@@ -11,7 +11,8 @@ with 0.586 mm pixels at 512² and 1.5 mm at 200²) and the same sampling density
 here: a step of 1.000–1.02 mm along each ray, printed as the mean step), its trilinear mode a fixed
 1 mm step; DiffDRR's trilinear renderer gets the number of points that gives the same 1 mm step
 over its (global) ray range; its Siddon renderer is exact voxel traversal (patched when it would
-exceed memory). The sample counts per image are printed (kyphosim clips every ray to the volume,
+exceed memory). The geometry is checked by the correlation of the two trilinear images (best over
+flips/rotations, display conventions differ). The sample counts per image are printed (kyphosim clips every ray to the volume,
 DiffDRR samples its global range for every ray). Timings: one warm-up render, median of
 ``--repeats``; the blocks alternate kyphosim / DiffDRR. The DiffDRR part is skipped cleanly
 when its venv is absent.
@@ -90,6 +91,20 @@ def diffdrr_n_points(ct, geom, step_mm):
     return int(np.ceil(span_alpha * geom.source_to_detector_mm / step_mm)) + 1
 
 
+def image_agreement(ours, theirs):
+    """Best Pearson correlation between our line-integral image and DiffDRR's over the 8 flips /
+    90° rotations (display conventions differ; DiffDRR's attenuation scale differs too) — a check
+    that both rendered the same geometry."""
+    best = -1.0
+    for k in range(4):
+        for flip in (False, True):
+            x = np.rot90(theirs, k)
+            x = np.fliplr(x) if flip else x
+            if x.shape == ours.shape:
+                best = max(best, float(np.corrcoef(x.ravel(), ours.ravel())[0, 1]))
+    return best
+
+
 def run_diffdrr(python, ct_path, cfg):
     cfg = dict(cfg, ct=str(ct_path))
     env = dict(os.environ, OMP_NUM_THREADS=str(cfg.get("threads", 2)))
@@ -126,7 +141,7 @@ def main(argv=None) -> int:
         for view, rot in (("ap", [0.0, 0.0, 0.0]), ("lateral", [np.pi / 2, 0.0, 0.0])):
             geom = carm_geometry(view, centre, rows=size, pixel_mm=DETECTOR_MM / 512 if size == 512
                                  else DETECTOR_MM / size, sdd_mm=SDD_MM, sid_mm=SID_MM)
-            t_k, _ = time_kyphosim(ct, geom, args.repeats)
+            t_k, drr_k = time_kyphosim(ct, geom, args.repeats)
             t_t, _ = time_kyphosim(ct, geom, args.repeats, "trilinear")
             n_j, step_j = joseph_samples(ct, geom)
             row = {"size": size, "view": view, "kyphosim_s": t_k, "kyphosim_trilinear_s": t_t,
@@ -135,7 +150,11 @@ def main(argv=None) -> int:
                 npts = diffdrr_n_points(ct, geom, step)
                 base = {"sdd_mm": SDD_MM, "sid_mm": SID_MM, "rows": size, "pixel_mm": geom.pixel_mm,
                         "rotation": rot, "threads": 2, "repeats": args.repeats}
-                tri = run_diffdrr(py, ct_path, dict(base, renderer="trilinear", n_points=npts))
+                img_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench_fluoro_diffdrr_{os.getpid()}.npy"
+                tri = run_diffdrr(py, ct_path, dict(base, renderer="trilinear", n_points=npts, save=str(img_path)))
+                if img_path.exists():
+                    row["image_correlation"] = image_agreement(drr_k.line_integral, np.load(img_path))
+                    img_path.unlink()
                 row.update(diffdrr_trilinear_s=tri.get("median_s"), diffdrr_trilinear_points=npts,
                            diffdrr_trilinear_rss_mb=tri.get("peak_rss_mb"), diffdrr_error=tri.get("error"))
                 if args.siddon:
@@ -160,6 +179,8 @@ def main(argv=None) -> int:
             if row.get("diffdrr_siddon_s"):
                 msg += (f" | DiffDRR siddon {row['diffdrr_siddon_s']:.2f} s "
                         f"→ {row['diffdrr_siddon_s'] / row['kyphosim_s']:.0f}×")
+            if row.get("image_correlation") is not None:
+                msg += f" | same-geometry check: image correlation {row['image_correlation']:.4f}"
             if row.get("diffdrr_error"):
                 msg += f" | DiffDRR failed: {row['diffdrr_error']}"
             print(msg, flush=True)

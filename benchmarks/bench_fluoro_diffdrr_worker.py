@@ -34,6 +34,9 @@ def main() -> None:
             t = time.perf_counter()
             img = drr(rot, trans, parameterization="euler_angles", convention="ZXY", **rkw)
             times.append(time.perf_counter() - t)
+    if cfg.get("save"):
+        import numpy as np
+        np.save(cfg["save"], img.detach().cpu().numpy().reshape(cfg["rows"], cfg["rows"]))
     print(json.dumps({"median_s": statistics.median(times), "times_s": times,
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
                       "shape": list(img.shape), "max": float(img.max())}))
