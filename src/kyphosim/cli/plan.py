@@ -27,7 +27,7 @@ def plan_command(
     from kyphosim.fileio import write_json
     from kyphosim.imaging.io import load_ct, load_image, load_labels
     from kyphosim.planning.api import plan_procedure
-    from kyphosim.planning.figures import fluoro_for_plan, save_drr_png, save_trajectory_views
+    from kyphosim.planning.outputs import write_plan_images
 
     if approach not in ("auto", "bipedicular", "unipedicular"):
         raise InputError(f"--approach must be bipedicular, unipedicular or auto, got {approach!r}")
@@ -45,19 +45,8 @@ def plan_command(
                               progress=lambda lp: prog.advance(task), debug=dbg)
     out.mkdir(parents=True, exist_ok=True)
     pd = plan.to_json_dict()
-    files = []
-    if not no_images:
-        for lv in pd["levels"]:
-            for view in ("ap", "lateral"):
-                drr, trajs = fluoro_for_plan(vol, pd, lv["label"], view, labels=lab)
-                f = out / f"{lv['name']}_{view}.png"
-                save_drr_png(drr, f, trajectories=trajs, title=f"{lv['name']} {view.upper()} — {lv['approach']}")
-                files.append(f.name)
-            if lv["trajectories"]:
-                for t in lv["trajectories"]:
-                    f = out / f"{lv['name']}_{t['side']}_trajectory.png"
-                    save_trajectory_views(vol, dbg[int(lv["label"])]["raster"], t, f)
-                    files.append(f.name)
+    files = [] if no_images else write_plan_images(vol, lab, pd, out, gauge=gauge, subregions=sub,
+                                                   approach=approach)
     pd["files"] = files
     write_json(out / "plan.json", pd)
     for lv in pd["levels"]:

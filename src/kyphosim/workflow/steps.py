@@ -53,25 +53,13 @@ def decide(clinical: Any, assessment: dict | None, out: Path, outputs: dict) -> 
 def plan(ct: Volume, labels: Volume, subregions: Volume | None, levels: list[str], opts, out: Path,
          outputs: dict) -> dict:
     """plan.json plus AP/lateral fluoroscopy with the cannulas and views through each trajectory."""
-    from kyphosim.planning.api import plan_level, plan_procedure
-    from kyphosim.planning.figures import fluoro_for_plan, save_drr_png, save_trajectory_views
+    from kyphosim.planning.api import plan_procedure
+    from kyphosim.planning.outputs import write_plan_images
 
     ids = [vertebra_id(v) for v in levels]
     p = plan_procedure(ct, labels, ids, approach=opts.approach, gauge=opts.gauge, subregions=subregions)
     pd = p.to_json_dict()
-    files = []
-    for lv in pd["levels"]:
-        for view in ("ap", "lateral"):
-            drr, trajs = fluoro_for_plan(ct, pd, lv["label"], view, labels=labels)
-            f = out / f"{lv['name']}_{view}.png"
-            save_drr_png(drr, f, trajectories=trajs, title=f"{lv['name']} {view.upper()} — {lv['approach']}")
-            files.append(f.name)
-        if lv["trajectories"]:
-            _, dbg = plan_level(labels, lv["label"], approach=lv["approach"], gauge=opts.gauge, subregions=subregions)
-            for t in lv["trajectories"]:
-                f = out / f"{lv['name']}_{t['side']}_trajectory.png"
-                save_trajectory_views(ct, dbg["raster"], t, f)
-                files.append(f.name)
+    files = write_plan_images(ct, labels, pd, out, gauge=opts.gauge, subregions=subregions)
     pd["files"] = files
     outputs["plan"] = str(write_json(out / "plan.json", pd))
     return pd
