@@ -2,39 +2,25 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Optional
-
 import typer
+
+from kyphosim.cli.simulate import (ApproachOpt, BalloonOpt, CementVolumeOpt, CtArg, FiguresOpt, FractureAgeOpt,
+                                   LabelsOpt, LevelOpt, OutOpt, PlanOpt, ResampleOpt, ResolutionOpt, SubregionsOpt,
+                                   ViscosityOpt, parse_level)
 
 
 def compare_command(
-    ct: Path = typer.Argument(..., help="CT image (NIfTI file or DICOM series directory), HU"),
-    labels: Path = typer.Option(..., "--labels", help="Vertebra label map"),
-    level: str = typer.Option(..., "--level", help="Level to treat, e.g. L1"),
-    out: Path = typer.Option(..., "--out", help="Output folder"),
-    plan: Optional[Path] = typer.Option(None, "--plan", help="kyphosim.plan/1 JSON"),
-    approach: str = typer.Option("bipedicular", "--approach", help="bipedicular | unipedicular"),
-    balloon: float = typer.Option(15, "--balloon", help="Balloon length, mm"),
-    cement_volume: Optional[float] = typer.Option(None, "--cement-volume", help="Target cement volume, mL (both)"),
-    viscosity: str = typer.Option("medium", "--viscosity", help="low | medium | high"),
-    resolution: float = typer.Option(0.5, "--resolution", help="Model grid spacing, mm"),
-    subregions: Optional[Path] = typer.Option(None, "--subregions", help="Sub-region map"),
-    fracture_age: Optional[str] = typer.Option(None, "--fracture-age", help="acute | chronic"),
-    resample_labels: bool = typer.Option(False, "--resample-labels", help="Resample labels onto the CT grid"),
-    figures: bool = typer.Option(True, "--figures/--no-figures", help="Write figures"),
+    ct: CtArg, labels: LabelsOpt, level: LevelOpt, out: OutOpt, plan: PlanOpt = None,
+    approach: ApproachOpt = "bipedicular", balloon: BalloonOpt = 15, cement_volume: CementVolumeOpt = None,
+    viscosity: ViscosityOpt = "medium", resolution: ResolutionOpt = 0.5, subregions: SubregionsOpt = None,
+    fracture_age: FractureAgeOpt = None, resample_labels: ResampleOpt = False, figures: FiguresOpt = True,
 ) -> None:
     """Run kyphoplasty and vertebroplasty on the same level; writes comparison.json, both
     simulations (kp_/vp_ prefixes) and comparison.png."""
     from kyphosim.cli.simulate import load_inputs, load_plan, run_simulation, write_outputs
-    from kyphosim.errors import InputError
     from kyphosim.fileio import write_json
-    from kyphosim.imaging.labels import vertebra_id
 
-    try:
-        lid = vertebra_id(level)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
+    lid = parse_level(level)
     vol, lab, sub = load_inputs(ct, labels, subregions, resample_labels)
     pl = load_plan(plan)
     res = {}

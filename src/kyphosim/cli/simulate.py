@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -66,50 +66,57 @@ def run_simulation(vol, lab, sub, level, plan, technique, approach, balloon, cem
 
 
 def write_outputs(result, vol, out: Path, *, figures: bool = True, prefix: str = "") -> list[str]:
-    from kyphosim.fileio import write_json
-    from kyphosim.imaging.io import save_volume
+    """The simulation's files via ``kyphosim.simulation.outputs`` (figures of a prefixed run go into
+    ``{prefix}figures/``); returns the names written, relative to ``out``."""
+    from kyphosim.simulation.outputs import write_simulation_outputs
 
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / f"{prefix}simulation.json", result.to_json_dict())
-    written = [f"{prefix}simulation.json"]
-    save_volume(result.cavity, out / f"{prefix}cavity.nii.gz")
-    save_volume(result.cement_mask, out / f"{prefix}cement.nii.gz")
-    written += [f"{prefix}cavity.nii.gz", f"{prefix}cement.nii.gz"]
-    if figures:
-        from kyphosim.simulation.figures import write_figures
-
-        sub = out / f"{prefix}figures" if prefix else out
-        written += [str(p.relative_to(out)) for p in write_figures(result, vol, sub)]
-    return written
+    out = Path(out)
+    paths = write_simulation_outputs(result, vol, out, figures=figures, prefix=prefix,
+                                     figures_dir=out / f"{prefix}figures" if prefix else out)
+    files = [paths["simulation"], paths["cavity"], paths["cement"], *paths["figures"]]
+    return [str(Path(f).relative_to(out)) for f in files]
 
 
-def simulate_command(
-    ct: Path = typer.Argument(..., help="CT image (NIfTI file or DICOM series directory), HU"),
-    labels: Path = typer.Option(..., "--labels", help="Vertebra label map (VerSe or TotalSegmentator)"),
-    level: str = typer.Option(..., "--level", help="Level to treat, e.g. L1"),
-    out: Path = typer.Option(..., "--out", help="Output folder"),
-    plan: Optional[Path] = typer.Option(None, "--plan", help="kyphosim.plan/1 JSON (else planned automatically)"),
-    technique: str = typer.Option("kyphoplasty", "--technique", help="kyphoplasty | vertebroplasty"),
-    approach: str = typer.Option("bipedicular", "--approach", help="bipedicular | unipedicular"),
-    balloon: float = typer.Option(15, "--balloon", help="Balloon length, mm (10, 15 or 20)"),
-    cement_volume: Optional[float] = typer.Option(None, "--cement-volume", help="Target cement volume, mL"),
-    viscosity: str = typer.Option("medium", "--viscosity", help="low | medium | high"),
-    resolution: float = typer.Option(0.5, "--resolution", help="Model grid spacing, mm"),
-    subregions: Optional[Path] = typer.Option(None, "--subregions", help="Sub-region map (kyphosim or TPTBox ids)"),
-    fracture_age: Optional[str] = typer.Option(None, "--fracture-age", help="acute | chronic (default: from the image)"),
-    resample_labels: bool = typer.Option(False, "--resample-labels", help="Resample labels onto the CT grid"),
-    figures: bool = typer.Option(True, "--figures/--no-figures", help="Write the PNG figures"),
-) -> None:
-    """Simulate the procedure step by step; writes simulation.json, cavity/cement NIfTI masks (input
-    orientation), a figure per step, the pressure–volume curve, heights and AP/lateral fluoroscopy."""
+# options shared by ``simulate`` and ``compare`` (one definition each)
+CtArg = Annotated[Path, typer.Argument(help="CT image (NIfTI file or DICOM series directory), HU")]
+LabelsOpt = Annotated[Path, typer.Option("--labels", help="Vertebra label map (VerSe or TotalSegmentator)")]
+LevelOpt = Annotated[str, typer.Option("--level", help="Level to treat, e.g. L1")]
+OutOpt = Annotated[Path, typer.Option("--out", help="Output folder")]
+PlanOpt = Annotated[Optional[Path], typer.Option("--plan", help="kyphosim.plan/1 JSON (else planned automatically)")]
+ApproachOpt = Annotated[str, typer.Option("--approach", help="bipedicular | unipedicular")]
+BalloonOpt = Annotated[float, typer.Option("--balloon", help="Balloon length, mm (10, 15 or 20)")]
+CementVolumeOpt = Annotated[Optional[float], typer.Option("--cement-volume", help="Target cement volume, mL")]
+ViscosityOpt = Annotated[str, typer.Option("--viscosity", help="low | medium | high")]
+ResolutionOpt = Annotated[float, typer.Option("--resolution", help="Model grid spacing, mm")]
+SubregionsOpt = Annotated[Optional[Path], typer.Option("--subregions",
+                                                       help="Sub-region map (kyphosim or TPTBox ids)")]
+FractureAgeOpt = Annotated[Optional[str], typer.Option("--fracture-age",
+                                                       help="acute | chronic (default: from the image)")]
+ResampleOpt = Annotated[bool, typer.Option("--resample-labels", help="Resample labels onto the CT grid")]
+FiguresOpt = Annotated[bool, typer.Option("--figures/--no-figures", help="Write the PNG figures")]
+
+
+def parse_level(level: str) -> int:
+    """VerSe id of ``level`` ('L1'); a bad name is an InputError (one line, exit 2)."""
+    from kyphosim.errors import InputError
     from kyphosim.imaging.labels import vertebra_id
 
     try:
-        lid = vertebra_id(level)
+        return vertebra_id(level)
     except ValueError as exc:
-        from kyphosim.errors import InputError
-
         raise InputError(str(exc)) from None
+
+
+def simulate_command(
+    ct: CtArg, labels: LabelsOpt, level: LevelOpt, out: OutOpt, plan: PlanOpt = None,
+    technique: Annotated[str, typer.Option("--technique", help="kyphoplasty | vertebroplasty")] = "kyphoplasty",
+    approach: ApproachOpt = "bipedicular", balloon: BalloonOpt = 15, cement_volume: CementVolumeOpt = None,
+    viscosity: ViscosityOpt = "medium", resolution: ResolutionOpt = 0.5, subregions: SubregionsOpt = None,
+    fracture_age: FractureAgeOpt = None, resample_labels: ResampleOpt = False, figures: FiguresOpt = True,
+) -> None:
+    """Simulate the procedure step by step; writes simulation.json, cavity/cement NIfTI masks (input
+    orientation), a figure per step, the pressure–volume curve, heights and AP/lateral fluoroscopy."""
+    lid = parse_level(level)
     vol, lab, sub = load_inputs(ct, labels, subregions, resample_labels)
     pl = load_plan(plan)
     result = run_simulation(vol, lab, sub, lid, pl, technique, approach, balloon, cement_volume, viscosity,

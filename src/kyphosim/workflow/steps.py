@@ -68,19 +68,18 @@ def plan(ct: Volume, labels: Volume, subregions: Volume | None, levels: list[str
 def simulate(ct: Volume, labels: Volume, subregions: Volume | None, level: str, plan: dict | None, opts, out: Path,
              outputs: dict) -> dict:
     """Kyphoplasty and vertebroplasty of ``level`` with the same plan; one folder per technique."""
-    from kyphosim.imaging.io import save_volume
     from kyphosim.simulation import simulate as run_simulation
-    from kyphosim.simulation.figures import compare_figure, write_figures
+    from kyphosim.simulation.figures import compare_figure
+    from kyphosim.simulation.outputs import write_simulation_outputs
 
     results: dict[str, Any] = {}
     for tech in opts.techniques:
         sim = run_simulation(ct, labels, vertebra_id(level), plan=plan, technique=tech,
                              resolution_mm=opts.simulation_resolution_mm, subregions=subregions)
-        d = out / tech
-        outputs[f"simulation_{tech}"] = str(write_json(d / "simulation.json", sim.to_json_dict()))
-        outputs[f"simulation_{tech}_cavity"] = str(save_volume(sim.cavity, d / "cavity.nii.gz"))
-        outputs[f"simulation_{tech}_cement"] = str(save_volume(sim.cement_mask, d / "cement.nii.gz"))
-        write_figures(sim, ct, d)
+        paths = write_simulation_outputs(sim, ct, out / tech)
+        outputs[f"simulation_{tech}"] = str(paths["simulation"])
+        outputs[f"simulation_{tech}_cavity"] = str(paths["cavity"])
+        outputs[f"simulation_{tech}_cement"] = str(paths["cement"])
         results[tech] = {"result": sim.to_json_dict(), "raw": sim}
     if "kyphoplasty" in results and "vertebroplasty" in results:
         compare_figure(results["kyphoplasty"]["raw"], results["vertebroplasty"]["raw"],
