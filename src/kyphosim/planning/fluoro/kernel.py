@@ -28,6 +28,21 @@ __all__ = ["project_volume", "project_volume_joseph", "project_volume_planes", "
 PLANES_ROW_BLOCK = 16
 
 
+@nb.njit(inline="always", cache=True)
+def _clip_slab(origin, direction, hi, t0, t1, ok):  # pragma: no cover - jit
+    """Clip the ray parameter interval [t0, t1] to the slab 0 ≤ origin + t·direction ≤ hi of one
+    voxel-index axis; ``ok`` turns False when a ray parallel to the slab lies outside it."""
+    if abs(direction) < 1e-12:
+        if origin < 0.0 or origin > hi:
+            ok = False
+        return t0, t1, ok
+    ta = (0.0 - origin) / direction
+    tb = (hi - origin) / direction
+    if ta > tb:
+        ta, tb = tb, ta
+    return max(t0, ta), min(t1, tb), ok
+
+
 @nb.njit(parallel=True, fastmath=True, cache=True, nogil=True)
 def _project_kernel(vol, inv_lin, inv_off, src, det0, du, dv, rows, cols, step_mm, out):  # pragma: no cover - jit
     ni, nj, nk = vol.shape
@@ -51,40 +66,9 @@ def _project_kernel(vol, inv_lin, inv_off, src, det0, du, dv, rows, cols, step_m
             d0 = inv_lin[0, 0] * px + inv_lin[0, 1] * py + inv_lin[0, 2] * pz
             d1 = inv_lin[1, 0] * px + inv_lin[1, 1] * py + inv_lin[1, 2] * pz
             d2 = inv_lin[2, 0] * px + inv_lin[2, 1] * py + inv_lin[2, 2] * pz
-            t0 = 0.0
-            t1 = length
-            ok = True
-            # slab clipping per axis
-            if abs(d0) < 1e-12:
-                if o0 < 0.0 or o0 > hi0:
-                    ok = False
-            else:
-                ta = (0.0 - o0) / d0
-                tb = (hi0 - o0) / d0
-                if ta > tb:
-                    ta, tb = tb, ta
-                t0 = max(t0, ta)
-                t1 = min(t1, tb)
-            if abs(d1) < 1e-12:
-                if o1 < 0.0 or o1 > hi1:
-                    ok = False
-            else:
-                ta = (0.0 - o1) / d1
-                tb = (hi1 - o1) / d1
-                if ta > tb:
-                    ta, tb = tb, ta
-                t0 = max(t0, ta)
-                t1 = min(t1, tb)
-            if abs(d2) < 1e-12:
-                if o2 < 0.0 or o2 > hi2:
-                    ok = False
-            else:
-                ta = (0.0 - o2) / d2
-                tb = (hi2 - o2) / d2
-                if ta > tb:
-                    ta, tb = tb, ta
-                t0 = max(t0, ta)
-                t1 = min(t1, tb)
+            t0, t1, ok = _clip_slab(o0, d0, hi0, 0.0, length, True)
+            t0, t1, ok = _clip_slab(o1, d1, hi1, t0, t1, ok)
+            t0, t1, ok = _clip_slab(o2, d2, hi2, t0, t1, ok)
             if (not ok) or t1 <= t0:
                 out[r, c] = 0.0
                 continue
@@ -199,18 +183,7 @@ def _joseph_kernel(flat, shape, strides, inv_lin, inv_off, src, det0, du, dv, ro
                 if abs(da) > best:
                     best = abs(da)
                     m = a
-                if abs(da) < 1e-12:
-                    if o[a] < 0.0 or o[a] > hi[a]:
-                        ok = False
-                else:
-                    ta = (0.0 - o[a]) / da
-                    tb = (hi[a] - o[a]) / da
-                    if ta > tb:
-                        ta, tb = tb, ta
-                    if ta > t0:
-                        t0 = ta
-                    if tb < t1:
-                        t1 = tb
+                t0, t1, ok = _clip_slab(o[a], da, hi[a], t0, t1, ok)
             if (not ok) or t1 <= t0:
                 out[r, c] = 0.0
                 continue
