@@ -46,6 +46,21 @@ ENTRY_GAP_MM = 3.0
 SIDES = {"left": -1, "right": 1}
 
 
+def _central_component(mask: np.ndarray, h: float, *, max_offset_mm: float):
+    """Connected component of a square 2-D section ``mask`` (pixel ``h`` mm) at its centre pixel, or
+    the one nearest to it within ``max_offset_mm``; returns (label image, component mask or None)."""
+    lab, _ = ndimage.label(mask)
+    c0 = mask.shape[0] // 2
+    if lab[c0, c0]:
+        return lab, lab == lab[c0, c0]
+    ii, jj = np.nonzero(lab)
+    dd = (ii - c0) ** 2 + (jj - c0) ** 2
+    m = int(np.argmin(dd))
+    if np.sqrt(dd[m]) * h > max_offset_mm:
+        return lab, None
+    return lab, lab == lab[ii[m], jj[m]]
+
+
 def _unit(v) -> np.ndarray:
     v = np.asarray(v, float)
     return v / np.linalg.norm(v)
@@ -332,18 +347,9 @@ def _section(raster: VertebraRaster, centre: np.ndarray, d: np.ndarray, radius: 
     occ = raster.sample(fld, pts) >= 0.5
     if not occ.any():
         return None
-    lab, n = ndimage.label(occ)
-    c0 = len(s) // 2
-    if lab[c0, c0]:
-        k = lab[c0, c0]
-    else:
-        ii, jj = np.nonzero(lab)
-        dd = (ii - c0) ** 2 + (jj - c0) ** 2
-        m = int(np.argmin(dd))
-        if np.sqrt(dd[m]) * h > 4.0:
-            return None
-        k = lab[ii[m], jj[m]]
-    comp = lab == k
+    lab, comp = _central_component(occ, h, max_offset_mm=4.0)
+    if comp is None:
+        return None
     ii, jj = np.nonzero(comp)
     cu, cv = s[ii].mean(), s[jj].mean()
     touches = comp[0, :].any() or comp[-1, :].any() or comp[:, 0].any() or comp[:, -1].any()
@@ -511,18 +517,9 @@ def _soft_section(raster: VertebraRaster, fld: np.ndarray, centre: np.ndarray, d
     b = occ >= 0.5
     if not b.any():
         return None
-    lab, _ = ndimage.label(b)
-    c0 = len(s) // 2
-    if lab[c0, c0]:
-        k = lab[c0, c0]
-    else:
-        ii, jj = np.nonzero(lab)
-        dd = (ii - c0) ** 2 + (jj - c0) ** 2
-        m = int(np.argmin(dd))
-        if np.sqrt(dd[m]) * h > 3.0:
-            return None
-        k = lab[ii[m], jj[m]]
-    comp = lab == k
+    lab, comp = _central_component(b, h, max_offset_mm=3.0)
+    if comp is None:
+        return None
     grown = ndimage.binary_dilation(comp, iterations=2)
     reg = grown & ~((lab > 0) & ~comp)
     w = np.where(reg, occ, 0.0)
