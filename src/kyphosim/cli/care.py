@@ -21,14 +21,11 @@ def care_command(
     from kyphosim.clinical.engine import normalise_assessment
     from kyphosim.clinical.input import load_clinical
     from kyphosim.errors import InputError
-    from kyphosim.imaging.labels import parse_levels
+    from kyphosim.cli.options import level_ids_option
 
     if technique not in ("kyphoplasty", "vertebroplasty"):
         raise InputError(f"--technique: {technique!r} is not kyphoplasty or vertebroplasty")
-    try:
-        level_ids = parse_levels(levels)
-    except ValueError as exc:
-        raise InputError(f"--levels: {exc}") from None
+    level_ids = level_ids_option(levels)
     c = load_clinical(clinical) if clinical is not None else None
     a = normalise_assessment(assessment) if assessment is not None else None
     plan = make_care_plan(date, level_ids, c, a, technique=technique)  # type: ignore[arg-type]

@@ -18,18 +18,12 @@ def decide_command(
 ) -> None:
     """Indicated / relative contraindication / contraindicated / insufficient information, per level, with reasons."""
     from kyphosim.clinical import decision_html, evaluate, load_clinical, load_rules
-    from kyphosim.errors import InputError
     from kyphosim.fileio import write_json, write_text
-    from kyphosim.imaging.labels import parse_levels, vertebra_name
+    from kyphosim.cli.options import level_names_option
 
     c = load_clinical(clinical)
     table = load_rules(rules) if rules is not None else None
-    level_names = None
-    if levels:
-        try:
-            level_names = [vertebra_name(i) for i in parse_levels(levels)]
-        except ValueError as exc:
-            raise InputError(f"--levels: {exc}") from None
+    level_names = level_names_option(levels)
     d = evaluate(c, assessment, rules=table, levels=level_names)
     write_json(Path(out) / "decision.json", d.to_dict())
     write_text(Path(out) / "decision.html",

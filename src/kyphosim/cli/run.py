@@ -27,19 +27,14 @@ def run_command(
     with a stated reason. Writes report.html, report.pdf, run.json and one folder per stage."""
     from kyphosim.errors import InputError
     from kyphosim.imaging import load_ct, load_labels
-    from kyphosim.imaging.labels import parse_levels, vertebra_name
+    from kyphosim.cli.options import level_names_option
     from kyphosim.workflow import PathwayOptions, run_pathway
 
     if approach not in ("auto", "bipedicular", "unipedicular"):
         raise InputError(f"--approach must be bipedicular, unipedicular or auto, not {approach!r}")
     if not 8 <= gauge <= 13:
         raise InputError(f"--gauge {gauge} is outside 8–13 G")
-    level_names = None
-    if levels:
-        try:
-            level_names = [vertebra_name(i) for i in parse_levels(levels)]
-        except ValueError as exc:
-            raise InputError(f"--levels: {exc}") from None
+    level_names = level_names_option(levels)
     ct_vol = load_ct(ct)
     if labels is None:
         from kyphosim.segment import segment_spine
