@@ -117,6 +117,7 @@ def summarise(results: list[dict]) -> dict:
     rows = [r for res in results for r in res["rows"]]
     n = len(rows)
     h_ok = sum(r["heights_ok"] for r in rows)
+    in_fov = [r for r in rows if "cut_by_fov" not in r["flags"]]
     g_ok = sum(r["grade"] == r["truth_grade"] for r in rows)
     frac = [r for r in rows if (r["truth_grade"] or 0) >= 1]
     t_ok = sum(r["type"] == r["truth_type"] for r in frac)  # truth type is None for normal levels
@@ -131,6 +132,10 @@ def summarise(results: list[dict]) -> dict:
     out = {
         "phantoms": len(results), "levels": n, "fractured_levels": len(frac),
         "heights_within_tol_pct": 100.0 * h_ok / max(n, 1),
+        # the same over the levels whose body lies fully inside the image (a body cut by the field of
+        # view has null heights at the cut end, flagged cut_by_fov: its truth is not in the image)
+        "levels_in_fov": len(in_fov),
+        "heights_within_tol_in_fov_pct": 100.0 * sum(r["heights_ok"] for r in in_fov) / max(len(in_fov), 1),
         "grade_exact_pct": 100.0 * g_ok / max(n, 1),
         "type_exact_fractured_pct": 100.0 * t_ok / max(len(frac), 1),
         "height_abs_err_mm": {"median": float(np.median(np.abs(errs))), "p95": float(np.percentile(np.abs(errs), 95)),
