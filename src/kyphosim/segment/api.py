@@ -15,13 +15,18 @@ from kyphosim.imaging.labels import SACRUM_ID, vertebra_id
 from kyphosim.imaging.volume import Volume
 from kyphosim.segment.bone import extract_bone
 from kyphosim.segment.column import Axis, find_axis
-from kyphosim.segment.refine import complete_labels, refine_labels
+from kyphosim.segment.refine import complete_labels, refine_native
 from kyphosim.segment.labelling import Landmarks, LevelLabel, assign_labels
 from kyphosim.segment.split import Segment, axis_profile, split_axis
 
 __all__ = ["SegmentationResult", "segment_spine", "SCHEMA", "working_spacing", "cortical_threshold"]
 
 SCHEMA = "kyphosim.segmentation/1"
+
+#: default boundary position across the blurred bone edge (fraction of the local tissue→rim contrast);
+#: 0.3 keeps the outer partial-volume voxel like the VerSe human reference masks, 0.5 is the
+#: half-maximum (voxel-centre) surface; see docs/segmentation.md
+BOUNDARY_FRACTION = 0.3
 
 
 @dataclass
@@ -160,7 +165,8 @@ def _segment_masks(wk: _Work, body_radius_mm: float = 20.0, roi_mm: float = 75.0
 
 
 def segment_spine(ct: Volume, *, backend: str = "auto", anchor: tuple[str, float] | str | None = None,
-                  first_label: str | None = None) -> SegmentationResult:
+                  first_label: str | None = None,
+                  surface_fraction: float = BOUNDARY_FRACTION) -> SegmentationResult:
     """Vertebra labels (VerSe ids), sub-regions and per-level confidence from a CT in HU.
 
     Parameters
@@ -174,6 +180,12 @@ def segment_spine(ct: Volume, *, backend: str = "auto", anchor: tuple[str, float
         The vertebra whose body centre is nearest world height z (mm, RAS) is ``name``.
     first_label : str, optional
         Name of the most cranial vertebra found.
+    surface_fraction : float
+        Where the mask boundary is drawn across the blurred bone edge, as a fraction of the way from
+        the local soft tissue to the local bone rim (see :func:`kyphosim.segment.refine.halfmax_bone`):
+        0.3 (default) keeps the outer partial-volume voxel, as human reference masks (VerSe) do;
+        0.5 is the half-maximum surface (a voxel is inside when its centre is, as in the phantom's
+        reference labels).
     """
     from kyphosim.segment.backends import resolve_backend, run_totalsegmentator
 
@@ -181,6 +193,8 @@ def segment_spine(ct: Volume, *, backend: str = "auto", anchor: tuple[str, float
         anchor = parse_anchor(anchor)
     if anchor is not None and first_label is not None:
         raise InputError("give either an anchor or a first label, not both")
+    if not 0.05 <= float(surface_fraction) <= 0.95:
+        raise InputError(f"surface fraction {surface_fraction} must lie in 0.05-0.95")
     if first_label is not None:
         try:
             vertebra_id(first_label)
@@ -238,7 +252,8 @@ def segment_spine(ct: Volume, *, backend: str = "auto", anchor: tuple[str, float
     timings["label"] = time.perf_counter() - t0 - sum(timings.values())
     can = ct.as_canonical()
     seg_full = wk.ct.with_data(lab_w, is_label=True).resample(like=can).data.astype(np.int32)
-    seg_full = refine_labels(seg_full, can.data, can.spacing, cortical_threshold(can.spacing), nseg)
+    seg_full = refine_native(seg_full, can.data, can.spacing, cortical_threshold(can.spacing), nseg,
+                             frac=surface_fraction)
     sub_full = wk.ct.with_data(sub_w, is_label=True).resample(like=can).data
     sub_full = _fill_nearest(np.where(seg_full > 0, sub_full, 0), seg_full > 0)
     verts = [i + 1 for i in range(nseg) if lut[i + 1] not in (0, SACRUM_ID)]

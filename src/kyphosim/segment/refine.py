@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["fill_sections", "complete_labels", "refine_labels", "halfmax_bone"]
+__all__ = ["fill_sections", "fill_axial_holes", "complete_labels", "refine_labels", "refine_native", "halfmax_bone"]
 
 
 def fill_sections(mask: np.ndarray, axes: tuple[int, ...] = (0, 1)) -> np.ndarray:
@@ -139,4 +139,80 @@ def refine_labels(lab: np.ndarray, hu: np.ndarray, spacing_mm: np.ndarray, corti
         new = ndi.binary_opening(new) | core
         o = out[box]
         o[new & (o == 0)] = k
+    return out
+
+
+def fill_axial_holes(mask: np.ndarray, spacing_mm: np.ndarray, max_mm2: float) -> np.ndarray:
+    """Fill the holes of ``mask`` in its axial sections (canonical arrays) that are at most ``max_mm2``.
+
+    The cancellous interior of a lamina or process (its cortex seen in cross-section) is a small
+    hole; the vertebral foramen (the spinal canal, > 100 mm² in adults) is not filled.
+    """
+    out = mask.copy()
+    px = float(spacing_mm[0] * spacing_mm[1])
+    for z in range(mask.shape[2]):
+        s = mask[:, :, z]
+        if not s.any():
+            continue
+        h = ndi.binary_fill_holes(s) & ~s
+        if not h.any():
+            continue
+        hl, nh = ndi.label(h)
+        small = np.zeros(nh + 1, bool)
+        small[1:] = np.bincount(hl.ravel())[1:] * px <= max_mm2
+        out[:, :, z] |= small[hl]
+    return out
+
+
+def refine_native(lab: np.ndarray, hu: np.ndarray, spacing_mm: np.ndarray, cortical_hu: float, n: int, *,
+                  band_mm: float = 2.0, deep_mm: float = 4.0, frac: float = 0.5, floor_frac: float = 0.75,
+                  sigma_vox: float = 0.35, fragment_mm3: float = 100.0,
+                  axial_hole_mm2: float = 50.0) -> np.ndarray:
+    """Redraw every vertebra on the full-resolution CT (canonical arrays, same grid).
+
+    The working-grid label map (``lab``, labels 1…n, nearest neighbour on this grid) is trusted only
+    for its *deep* interior (eroded by ``deep_mm``: the working grid's closing and 1.25–3 mm voxels
+    make its masks up to ~3 mm fat in concave places); everything else is re-decided on this grid:
+
+    1. bone = :func:`halfmax_bone` at ``frac`` (0.5: the half-maximum surface; a voxel whose centre
+       lies inside the blurred surface is brighter than half-way) within ``band_mm`` of the label,
+       never in a neighbour's voxels;
+    2. connected components of bone ∪ deep interior (6-connected): components holding no deep
+       interior and larger than ``fragment_mm3`` are another bone seen through the band (dropped);
+       smaller ones are partial-volume breaks of a thin cortex (kept);
+    3. interiors: holes of the sagittal and coronal sections (marrow of the body, of the processes)
+       and axial holes up to ``axial_hole_mm2`` (a process's cancellous core, not the canal).
+    """
+    sp = np.asarray(spacing_mm, float)
+    st = _band_element(band_mm, sp)
+    sd = _band_element(deep_mm, sp)
+    rad = (np.asarray(sd.shape) - 1) // 2
+    out = np.zeros_like(lab)
+    margin = int(rad.max()) + 2 + int(np.ceil(3.0 / sp.min()))
+    vox_mm3 = float(np.prod(sp))
+    for k, box in enumerate(_boxes(lab, n, margin=margin), start=1):
+        if box is None:
+            continue
+        sub = lab[box]
+        m = sub == k
+        if m.sum() < 10:
+            out[box][m] = k
+            continue
+        allowed = ndi.binary_dilation(m, structure=st) & ((sub == 0) | m)
+        bone = halfmax_bone(hu[box], sp, floor_frac * cortical_hu, sigma_vox=sigma_vox, frac=frac) & allowed
+        deep = ndi.binary_erosion(m, structure=sd)
+        solid = bone | deep
+        cl, nc = ndi.label(solid)
+        if nc > 1:
+            sizes = np.bincount(cl.ravel())
+            keep = np.zeros(nc + 1, bool)
+            keep[np.unique(cl[deep])] = True
+            if not keep[1:].any():
+                keep[int(np.argmax(sizes[1:])) + 1] = True
+            keep |= sizes * vox_mm3 < fragment_mm3
+            keep[0] = False
+            solid = keep[cl]
+        solid = fill_axial_holes(fill_sections(solid), sp, axial_hole_mm2) & allowed
+        o = out[box]
+        o[solid & (o == 0)] = k
     return out
