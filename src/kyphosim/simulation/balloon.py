@@ -119,6 +119,8 @@ class _Compaction:
         self.kappa_rho = params.compaction_ratio * max(model.trabecular_bmd_mg_cm3, 1.0)
         self.smax = max(2, int(round(params.snowplough_max_mm / model.spacing_mm)))
         self.law = params.strength_law
+        # Gaussian σ (voxels) of the wall's continuum patch: FWHM = crush_patch_mm
+        self.patch_sigma_vox = params.crush_patch_mm / 2.3548 / model.spacing_mm
         self.resid = params.fracture_residual_strength
 
     def lim(self, flat: np.ndarray) -> np.ndarray:
@@ -272,11 +274,14 @@ def inflate(model: VertebraModel, accesses: list[Access], devices: list[BalloonD
     mass0 = float(model.rho.sum())
     unplaced = 0.0
     law, resid = params.strength_law, params.fracture_residual_strength
-    # the increment scales with the grid spacing: each step then consumes the same fraction of the
-    # balloon's one-voxel surface layer (k/N ∝ ΔV/(A·h)), so the pressure — the k-th cheapest wall
-    # voxel's resistance — is the same quantile of the wall's strengths on every grid
-    dv_ml = params.inflation_step_ml * h / params.inflation_step_ref_mm
-    k_vox = max(1, int(round(dv_ml / v_ml)))
+    # each syringe increment takes a fixed small fraction f of the balloon's wall candidates (the
+    # k-th cheapest, k = ⌈f·N⌉): the step pressure is the f-quantile of the wall's continuum
+    # strengths on every grid and at every balloon size (a fixed ΔV took ~50 % of the small early
+    # balloon's wall per step, i.e. the median wall strength, and more of it on a finer grid)
+    frac = params.inflation_wall_fraction
+
+    def k_of(n_cand: int) -> int:
+        return max(1, int(np.ceil(frac * n_cand)))
     history: list[dict] = []
     fills = gap_fills(model)
     fills["occ"] = 0
@@ -305,7 +310,7 @@ def inflate(model: VertebraModel, accesses: list[Access], devices: list[BalloonD
                     continue
                 area_tot += a
                 if run.active and run.index in cands and cands[run.index][0].size:
-                    p_b = _kth(cands[run.index][1], k_vox)
+                    p_b = _kth(cands[run.index][1], k_of(cands[run.index][1].size))
                 else:
                     p_b = run.max_pressure_kpa
                 p_b = min(p_b, run.device.max_pressure_kpa)
@@ -336,7 +341,7 @@ def inflate(model: VertebraModel, accesses: list[Access], devices: list[BalloonD
             if flat.size == 0:
                 run.active, run.stop_reason = False, "no bone can yield (enclosed)"
                 continue
-            k = min(k_vox, flat.size)
+            k = min(k_of(flat.size), flat.size)
             part = np.argpartition(res, k - 1)[:k]
             p_need = float(res[part].max())
             if lift.alpha > 0 and run.contact_area_mm2 > 0:
@@ -471,9 +476,47 @@ def _candidates(model: VertebraModel, comp: _Compaction, occ: np.ndarray, run: B
     nb = nbc[c]
     off = np.array([s.start for s in box])
     flat = np.ravel_multi_index((loc + off).T, model.shape)
+    res = _resistance_kpa(model, comp, occ, flat, run)
+    res = _patch_average(res, loc, model.tissue.ravel()[flat], B.shape, comp.patch_sigma_vox)
     # membrane/geometry factor: a voxel the balloon bears on from n faces needs 2/(1+n) of the
     # flat-front pressure (a flat front, n = 1, needs exactly σ_y)
-    return flat, _resistance_kpa(model, comp, occ, flat, run) * (2.0 / (1.0 + nb))
+    return flat, res * (2.0 / (1.0 + nb))
+
+
+_PATCH_TISSUES = np.zeros(256, bool)
+for _t in (Tissue.TRABECULAR, Tissue.FRACTURE):
+    _PATCH_TISSUES[int(_t)] = True
+
+
+def _patch_average(res: np.ndarray, loc: np.ndarray, tissue: np.ndarray, shape, sigma_vox: float) -> np.ndarray:
+    """Crush resistance of the balloon wall at the continuum scale: each trabecular candidate's
+    resistance is replaced by the Gaussian-weighted mean over the trabecular wall candidates of a
+    fixed physical patch (FWHM ``SimParams.crush_patch_mm``), not by its own voxel. A continuum
+    strength is defined only over several trabecular spacings (Harrigan 1988: within 3–5 trabeculae
+    the continuum assumption is suspect), so a single voxel of dense bone — whose size depends on
+    the grid — must not set the balloon pressure. Voids (0), cortex/endplates (their own shell) and
+    layers that cannot be pushed (inf) keep their own value and are not averaged in."""
+    if sigma_vox <= 0 or res.size == 0:
+        return res
+    ok = _PATCH_TISSUES[tissue] & np.isfinite(res) & (res > 0)
+    if ok.sum() < 2:
+        return res
+    lo = loc[ok].min(axis=0)
+    hi = loc[ok].max(axis=0) + 1
+    pad = int(np.ceil(2.0 * sigma_vox))
+    lo = np.maximum(lo - pad, 0)
+    hi = np.minimum(hi + pad, np.asarray(shape))
+    shp = tuple(int(x) for x in hi - lo)
+    rel = tuple((loc[ok] - lo).T)
+    num = np.zeros(shp)
+    den = np.zeros(shp)
+    num[rel] = res[ok]
+    den[rel] = 1.0
+    num = ndi.gaussian_filter(num, sigma_vox, truncate=2.0, mode="constant")
+    den = ndi.gaussian_filter(den, sigma_vox, truncate=2.0, mode="constant")
+    out = res.copy()
+    out[ok] = num[rel] / np.maximum(den[rel], 1e-12)
+    return out
 
 
 def _side_wall_contact_mm2(model: VertebraModel, occ: np.ndarray, run: BalloonRun, envbox) -> float:

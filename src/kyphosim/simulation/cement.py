@@ -315,7 +315,9 @@ def inject(model: VertebraModel, sources: list[np.ndarray], cavity: np.ndarray |
         steps += 1
         t_min = grade.t_start_min + injected / params.injection_rate_ml_min
         K = grade.k_start_pa_sn * np.exp((t_min - grade.t_start_min) / grade.tau_min)
-        tau_y = grade.yield_stress_per_k * K
+        # the yield stress cures with the consistency (same factor): the grade's Bingham number
+        # τ_y/(K·1 s⁻¹) is fixed by its rheology (params.CEMENTS), not by the clock
+        tau_y = grade.yield_stress_pa * K / grade.k_start_pa_sn
         gc = np.clip(gam, 1e-2, 1e3)
         mu_c = K * gc ** (grade.n - 1.0)
         if params.herschel_bulkley:

@@ -40,26 +40,36 @@ BALLOONS: dict[int, BalloonDevice] = {
 
 @dataclass(frozen=True)
 class CementGrade:
-    """PMMA rheology for one viscosity grade (power law, consistency rising with time since mixing).
+    """PMMA rheology for one viscosity grade: Herschel–Bulkley, τ = τ_y + K(t)·γ̇ⁿ.
 
-    μ_eff = K(t) · γ̇^(n−1),  K(t) = K_start · exp((t − t_start)/τ)   [U] law (no viscosity-vs-time
-    table retrieved, clinical-reference §5); K_start of the 'medium' grade = 100 Pa·s at γ̇ = 1 s⁻¹,
-    the regular-cement value of Boger 2008 (100–125 Pa·s) [C]. Injection start times after mixing
-    3.5 / 6.5 / 9.5 min follow the bench protocol of Habib (IJSS 2010) [C].
+    K(t) = K_start · exp((t − t_start)/τ)  [U] law (no viscosity-vs-time table retrieved,
+    clinical-reference §5); the yield stress cures with the same factor, so each grade keeps its
+    **Bingham number** Bn = τ_y/(K·1 s⁻¹). Consistency: medium = 100 Pa·s (Boger 2008 regular
+    cement 100–125 Pa·s [C]); low = ½ of it (Ferracane 1981: the low-viscosity brand is nearly half
+    as viscous as conventional cements during the working time [C] → [D]); high = 400 Pa·s [U].
+    Yield stress [U, bounded by handling physics, docs/simulation.md §6]: a low-viscosity cement
+    is liquid when injected (it runs off a spatula: τ_y < ρ·g·H ≈ 60 Pa for a 5 mm layer); a
+    high-viscosity cement is a dough that holds a 2 cm bolus (τ_y > ρ·g·H/2 ≈ 120 Pa). Injection
+    start times after mixing 3.5 / 6.5 / 9.5 min follow the bench protocol of Habib (IJSS 2010) [C].
     """
 
     name: str
     k_start_pa_sn: float          # consistency K at the start of injection, Pa·s^n
     t_start_min: float            # time after mixing when injection starts, min [C Habib]
     tau_min: float = 3.0          # e-folding time of K, min [U]
-    n: float = 0.7                # power-law index (shear-thinning) [U; qualitative [C] Trivedi]
-    yield_stress_per_k: float = 1.0   # τ_y = this × K (Pa per Pa·s^n) [U]
+    n: float = 0.7                # power-law index (shear-thinning) [U; qualitative [C] Ferracane, Trivedi]
+    yield_stress_pa: float = 100.0  # τ_y at the start of injection, Pa (grows with K(t)) [U]
+
+    @property
+    def bingham_number(self) -> float:
+        """τ_y/(K·γ̇) at γ̇ = 1 s⁻¹: the share of the flow resistance that does not depend on the rate."""
+        return self.yield_stress_pa / self.k_start_pa_sn
 
 
 CEMENTS: dict[str, CementGrade] = {
-    "low": CementGrade("low", 20.0, 3.5),        # [U] liquid-phase cement
-    "medium": CementGrade("medium", 100.0, 6.5),  # [C] Boger regular 100–125 Pa·s
-    "high": CementGrade("high", 400.0, 9.5),     # [U] doughy high-viscosity cement
+    "low": CementGrade("low", 50.0, 3.5, yield_stress_pa=10.0),        # liquid: Bn 0.2
+    "medium": CementGrade("medium", 100.0, 6.5, yield_stress_pa=60.0),  # regular: Bn 0.6
+    "high": CementGrade("high", 400.0, 9.5, yield_stress_pa=400.0),     # dough: Bn 1.0
 }
 
 
@@ -103,10 +113,11 @@ class SimParams:
     vp_gauge: int = 11                    # [C] VP trocars 11–13 G (Provenzano 2004)
     cannula_tip_inside_wall_mm: float = 3.0  # working cannula tip past the posterior wall [U]
     # --- balloon --------------------------------------------------------------------------------
-    inflation_step_ml: float = 0.05      # syringe increment per step at the reference grid (numerical)
-    inflation_step_ref_mm: float = 0.5    # grid spacing at which the increment is inflation_step_ml; ∝ h
+    inflation_wall_fraction: float = 0.05  # syringe increment = this fraction of the balloon's wall candidates (numerical)
     inflation_rate_ml_min: float = 0.5    # slow incremental inflation [U]
     continuum_mm: float = 1.0             # Gaussian scale of the apparent (continuum) density [U]
+    crush_patch_mm: float = 3.0           # wall patch (FWHM) whose mean strength must be exceeded: 3 trabecular
+                                          # spacings (Harrigan 1988 [C]: continuum needs 3–5 trabeculae; Tb.Sp ≈ 1 mm [U])
     compaction_ratio: float = 3.0         # compacted shell density / trabecular density [U]
     seal_fraction: float = 0.5            # exit sealed when compacted mass ≥ this × compaction limit [U]
     seal_reach_mm: float = 1.0            # exits within this distance of the inflated balloon collapse [U] (≈ compacted shell)

@@ -464,7 +464,7 @@ def simulate(ct: Volume, labels: Volume, level: int | str, *, plan: dict | None 
             "balloon_device": {"length_mm": L, "max_volume_ml": BALLOONS[int(round(L))].max_volume_ml,
                                "max_pressure_kpa": BALLOONS[int(round(L))].max_pressure_kpa, "tag": "[U]"}
             if technique == "kyphoplasty" else None,
-            "cement_grade": grade.__dict__},
+            "cement_grade": grade.__dict__ | {"bingham_number": grade.bingham_number}},
         notes=notes, seed=seed, cavity=cav_vol, cement_mask=cem_vol, snapshots=snaps)
     report("done", 1.0)
     return result
