@@ -4,7 +4,7 @@ Same CT, same assessment code; only the label map differs. For each shared VerSe
 segmentation is run (classical backend), our vertebrae are matched to the reference ones by overlap
 (so the comparison does not depend on naming) and renamed to the reference names, then both label maps
 are assessed. Levels fully in view in the reference are compared. Reference masks are used only here.
-Run: ``python benchmarks/bench_segment_genant.py [case ...]``.
+Run: ``python benchmarks/bench_segment_genant.py [--surface-fraction F] [case ...]``.
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ def matched_labels(ours: np.ndarray, ref: np.ndarray) -> np.ndarray:
 
 
 def main(argv):
+    frac = None
+    if argv and argv[0] == "--surface-fraction":
+        frac, argv = float(argv[1]), argv[2:]
     d = shared_data_dir()
     if d is None:
         print("shared data not found")
@@ -41,7 +44,8 @@ def main(argv):
     for case in argv or CASES:
         ct = load_ct(d / f"verse19/sub-verse{case}_ct.nii.gz")
         ref = load_labels(d / f"verse19/sub-verse{case}_seg-vert_msk.nii.gz", reference=ct)
-        res = segment_spine(ct, backend="classic")
+        kw = {} if frac is None else {"surface_fraction": frac}
+        res = segment_spine(ct, backend="classic", **kw)
         ours = ref.with_data(matched_labels(res.labels.data, ref.data), is_label=True)
         nz = ref.as_canonical().data
         full = set()

@@ -178,10 +178,11 @@ def refine_native(lab: np.ndarray, hu: np.ndarray, spacing_mm: np.ndarray, corti
        lies inside the blurred surface is brighter than half-way) within ``band_mm`` of the label,
        never in a neighbour's voxels;
     2. connected components of bone ∪ deep interior (6-connected): components holding no deep
-       interior and larger than ``fragment_mm3`` are another bone seen through the band (dropped);
-       smaller ones are partial-volume breaks of a thin cortex (kept);
+       interior are another bone seen through the band, or noise (dropped), except pieces smaller than ``fragment_mm3`` within two voxels of the kept
+       bone (a thin cortex broken by partial volume);
     3. interiors: holes of the sagittal and coronal sections (marrow of the body, of the processes)
-       and axial holes up to ``axial_hole_mm2`` (a process's cancellous core, not the canal).
+       and axial holes up to ``axial_hole_mm2`` (a process's cancellous core, not the canal);
+       then an opening by the 6-neighbourhood removes one-voxel noise spurs of the solid mask.
     """
     sp = np.asarray(spacing_mm, float)
     st = _band_element(band_mm, sp)
@@ -209,10 +210,16 @@ def refine_native(lab: np.ndarray, hu: np.ndarray, spacing_mm: np.ndarray, corti
             keep[np.unique(cl[deep])] = True
             if not keep[1:].any():
                 keep[int(np.argmax(sizes[1:])) + 1] = True
-            keep |= sizes * vox_mm3 < fragment_mm3
+            keep[0] = False
+            # small pieces within two voxels of the kept bone: a thin cortex broken by partial volume
+            near = ndi.binary_dilation(keep[cl], iterations=2)
+            small = (sizes * vox_mm3 < fragment_mm3)
+            small[0] = False
+            keep[np.unique(cl[near & small[cl]])] = True
             keep[0] = False
             solid = keep[cl]
         solid = fill_axial_holes(fill_sections(solid), sp, axial_hole_mm2) & allowed
+        solid = ndi.binary_opening(solid) | deep     # noise spurs on the filled (solid) mask
         o = out[box]
         o[solid & (o == 0)] = k
     return out
