@@ -44,9 +44,22 @@ def strength_command(
     tol: float = typer.Option(1e-6, "--tol", help="Relative residual at which the solver stops"),
     solver: str = typer.Option("gmg", "--solver", help="gmg (matrix-free + multigrid) | amg (assembled + pyamg) | jacobi"),
     maps: bool = typer.Option(True, "--maps/--no-maps", help="Write strain-energy / von Mises maps and the figure"),
+    nonlinear: bool = typer.Option(True, "--nonlinear/--linear-only",
+                                   help="Failure load from a nonlinear pushover (peak reaction); --linear-only keeps "
+                                        "the linear critical-volume estimate"),
+    nonlinear_resample_mm: Optional[str] = typer.Option("auto", "--nonlinear-resample-mm",
+                                                        help="Element size of the pushover model, mm: a number, "
+                                                             "'same' (the linear grid) or 'auto'"),
+    max_strain: float = typer.Option(0.02, "--max-strain",
+                                     help="Pushover end: platen displacement / loading height (apparent strain)"),
+    max_displacement_mm: Optional[float] = typer.Option(None, "--max-displacement-mm",
+                                                        help="Pushover end as a displacement, mm (spineFE: 2.0); "
+                                                             "overrides --max-strain"),
+    increments: int = typer.Option(16, "--increments", help="Pushover displacement increments"),
 ) -> None:
-    """Stiffness (N/mm), reaction force and estimated failure load from a linear voxel-FE compression test
-    between PMMA end caps; intact / fractured / augmented side by side when --cement/--intact-level are given."""
+    """Stiffness (N/mm) and reaction force from a linear voxel-FE compression test between PMMA end caps, and
+    the failure load (N) from a nonlinear displacement-controlled pushover (peak reaction; the linear estimate
+    is kept beside it); intact / fractured / augmented side by side when --cement/--intact-level are given."""
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
     from rich.table import Table
@@ -56,6 +69,7 @@ def strength_command(
     from kyphosim.imaging.volume import Volume
     from kyphosim.mechanics.calibration import load_calibration
     from kyphosim.mechanics.maps import write_maps
+    from kyphosim.mechanics.nonlinear import PushoverSettings
     from kyphosim.mechanics.strength import (COMPARISON_SCHEMA, AugmentationComparison, compare_augmentation,
                                              compute_strength)
 
@@ -82,9 +96,25 @@ def strength_command(
     if cement is not None:
         c = load_image(cement)
         cem = Volume(c.data, c.affine, is_label=True, source_axcodes=c.source_axcodes, meta=c.meta)
+    nl_mm: object = "auto"
+    spec = (nonlinear_resample_mm or "auto").strip().lower()
+    if spec == "same":
+        nl_mm = None
+    elif spec != "auto":
+        try:
+            nl_mm = float(spec)
+        except ValueError:
+            raise InputError(f"--nonlinear-resample-mm must be a number, 'same' or 'auto', got {spec!r}") from None
+        if not nl_mm > 0:
+            raise InputError("--nonlinear-resample-mm must be positive")
+    if not (0 < max_strain < 0.2) or increments < 1 or (max_displacement_mm is not None and max_displacement_mm <= 0):
+        raise InputError("--max-strain must lie in (0, 0.2), --increments ≥ 1, --max-displacement-mm > 0")
+    settings = PushoverSettings(max_apparent_strain=max_strain, max_displacement_mm=max_displacement_mm,
+                                increments=increments)
     kwargs = dict(caps=tuple(cap_ids) if cap_ids else "auto", density=density, calibration=cal, law=law,
                   displacement_mm=displacement_mm, resample_mm=resample_mm, cap_thickness_mm=cap_thickness_mm,
-                  cement_modulus_mpa=cement_modulus_mpa, tol=tol, solver=solver)
+                  cement_modulus_mpa=cement_modulus_mpa, tol=tol, solver=solver, nonlinear=nonlinear,
+                  nonlinear_resample_mm=nl_mm, pushover_settings=settings)
     console = Console(stderr=True)
     with Progress(SpinnerColumn(), TextColumn("[bold]strength[/] {task.description}"), TimeElapsedColumn(),
                   console=console, transient=True) as prog:
@@ -111,17 +141,23 @@ def strength_command(
                 write_maps(res, out, prefix="" if name in ("fractured", "as_imaged") else f"{name}_")
         write_json(out / "strength.json", payload)
 
-    table = Table(title="Voxel-FE compression (linear)")
-    for col in ("state", "stiffness (N/mm)", "reaction (N)", "failure load (N)", "elements", "iterations", "time (s)"):
+    table = Table(title="Voxel-FE compression (stiffness: linear; failure load: "
+                        + ("nonlinear pushover" if nonlinear else "linear estimate") + ")")
+    for col in ("state", "stiffness (N/mm)", "reaction (N)", "failure load (N)", "linear estimate (N)", "elements",
+                "iterations", "time (s)"):
         table.add_column(col, justify="right")
     for name, r in comp.states.items():
+        its = str(r.solver["iterations"])
+        if r.nonlinear:
+            its += f" + {r.nonlinear['iterations_total']} secant"
         table.add_row(name.replace("_", " "), f"{r.stiffness_n_per_mm:,.0f}",
-                      f"{r.reaction_force_n:,.0f}", f"{r.failure_load_n:,.0f}", f"{r.elements:,}",
-                      str(r.solver["iterations"]), f"{r.seconds['total']:.1f}")
+                      f"{r.reaction_force_n:,.0f}", f"{r.failure_load_n:,.0f}",
+                      f"{r.failure_load_linear_estimate_n:,.0f}", f"{r.elements:,}", its, f"{r.seconds['total']:.1f}")
     Console().print(table)
     for key, ch in comp.changes.items():
         typer.echo(f"  {key.replace('_', ' ')}: stiffness {ch['stiffness_percent']:+.1f} %, "
-                   f"failure load {ch['failure_load_percent']:+.1f} %")
+                   f"failure load {ch['failure_load_percent']:+.1f} % "
+                   f"(linear estimate {ch['failure_load_linear_estimate_percent']:+.1f} %)")
     for w in main.warnings:
         typer.echo(f"  warning: {w}", err=True)
     typer.echo(f"wrote {out / 'strength.json'}")

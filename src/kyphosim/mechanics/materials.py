@@ -14,7 +14,8 @@ import numpy as np
 from kyphosim.errors import InputError
 
 __all__ = ["DensityLaw", "LAWS", "get_law", "MATERIAL_CODES", "PMMA_MODULUS_MPA", "POISSON_RATIO",
-           "NEGLIGIBLE_MODULUS_MPA"]
+           "NEGLIGIBLE_MODULUS_MPA", "YieldLaw", "YIELD_LAWS", "get_yield_law", "PMMA_YIELD_COMPRESSION_MPA",
+           "PMMA_YIELD_TENSION_MPA", "TENSION_COMPRESSION_RATIO"]
 
 #: material codes stored per element
 MATERIAL_CODES: dict[str, int] = {"bone": 1, "cap_inferior": 2, "cap_superior": 3, "cement": 4}
@@ -77,3 +78,73 @@ def get_law(name: str) -> DensityLaw:
         return LAWS[name.lower()]
     except KeyError:
         raise InputError(f"unknown material law {name!r} (choose from {', '.join(LAWS)})") from None
+
+
+# ----------------------------------------------------------------------------------- yield (nonlinear pushover)
+#: PMMA (caps, cement) compressive yield stress, MPa: the spineFE/Ogo nonlinear pipeline's 70 MPa [S]
+#: (= the ISO 5833 minimum compressive strength [U]); clinical-reference §5
+PMMA_YIELD_COMPRESSION_MPA = 70.0
+#: PMMA tensile yield stress, MPa: the ISO 5833 minimum bending strength, 50 MPa [U] (clinical-reference §5)
+PMMA_YIELD_TENSION_MPA = 50.0
+#: tensile / compressive yield ratio of vertebral trabecular bone: the ratio of the yield strains,
+#: 0.78 % / 0.84 % (Kopperdahl & Keaveny 1998, same modulus in tension and compression; §5 [U])
+TENSION_COMPRESSION_RATIO = 0.78 / 0.84
+#: lowest yield stress given to bone of positive density when a linear law goes negative, MPa
+MIN_YIELD_MPA = 0.01
+
+
+@dataclass(frozen=True)
+class YieldLaw:
+    """Compressive yield stress of bone: σ_yc = a·ρ^b (``power``), a + b·ρ (``linear``) or E·a
+    (``strain``: a density-independent yield strain a); tensile σ_yt = ``tension_ratio``·σ_yc. MPa, ρ g/cm³."""
+
+    name: str
+    kind: str
+    a: float
+    b: float
+    tension_ratio: float
+    source: str
+
+    def compression_mpa(self, density_g_cm3: np.ndarray, modulus_mpa: np.ndarray) -> np.ndarray:
+        """σ_yc (MPa); ``inf`` where the modulus is negligible (those voxels carry nothing and never yield)."""
+        rho = np.asarray(density_g_cm3, dtype=np.float64)
+        E = np.asarray(modulus_mpa, dtype=np.float64)
+        safe = np.where(rho > 0, rho, 0.0)
+        if self.kind == "power":
+            sy = self.a * safe ** self.b
+        elif self.kind == "linear":
+            sy = self.a + self.b * safe
+        else:
+            sy = self.a * E
+        sy = np.maximum(sy, MIN_YIELD_MPA)
+        return np.where(E > 1.5 * NEGLIGIBLE_MODULUS_MPA, sy, np.inf)
+
+    def formula(self) -> str:
+        if self.kind == "power":
+            f = f"σ_yc = {self.a:g}·ρ^{self.b:g} MPa"
+        elif self.kind == "linear":
+            f = f"σ_yc = {self.a:g} + {self.b:g}·ρ MPa"
+        else:
+            f = f"σ_yc = E·{self.a:g}"
+        return f"{f}, σ_yt = {self.tension_ratio:.3g}·σ_yc"
+
+
+YIELD_LAWS: dict[str, YieldLaw] = {
+    "kopperdahl": YieldLaw("kopperdahl", "power", 37.4, 1.39, TENSION_COMPRESSION_RATIO,
+                           "Kopperdahl et al. 2002 power-law pair (E = 2980·ρ^1.05, σ_yc = 37.4·ρ^1.39), "
+                           "clinical-reference §5 [S]; tension ratio Kopperdahl & Keaveny 1998 [U]"),
+    "kopperdahl-linear": YieldLaw("kopperdahl-linear", "linear", -0.750, 24.9, TENSION_COMPRESSION_RATIO,
+                                  "Kopperdahl et al. 2002 linear yield law, clinical-reference §5 [S]"),
+    "morgan": YieldLaw("morgan", "strain", 0.0077, 0.0, 0.70 / 0.77,
+                       "Morgan & Keaveny 2001 vertebral yield strains 0.77 % / 0.70 % (clinical-reference §5 [U])"),
+    "cortical": YieldLaw("cortical", "strain", 0.0081, 0.0, 0.33 / 0.81,
+                         "Bayraktar 2004 tissue yield strains 0.81 % / 0.33 % (clinical-reference §5 [U])"),
+}
+
+
+def get_yield_law(name: str) -> YieldLaw:
+    """The yield law paired with a density→modulus law (same names as :data:`LAWS`)."""
+    try:
+        return YIELD_LAWS[name.lower()]
+    except KeyError:
+        raise InputError(f"no yield law for material law {name!r} (choose from {', '.join(YIELD_LAWS)})") from None

@@ -28,13 +28,22 @@ from kyphosim.mechanics.calibration import GENERIC, Calibration
 from kyphosim.mechanics.element import hex8_centroid_strain_matrix, hex8_stiffness
 from kyphosim.mechanics.failure import FailureCriterion, equivalent_strain, failure_load
 from kyphosim.mechanics.materials import (MATERIAL_CODES, NEGLIGIBLE_MODULUS_MPA, PMMA_MODULUS_MPA,
-                                          POISSON_RATIO, get_law)
+                                          PMMA_YIELD_COMPRESSION_MPA, PMMA_YIELD_TENSION_MPA, POISSON_RATIO,
+                                          get_law, get_yield_law)
+from kyphosim.mechanics.nonlinear import PushoverResult, PushoverSettings, pushover
 from kyphosim.mechanics.mesh import VoxelMesh, auto_caps, build_mesh
 
 __all__ = ["SCHEMA", "COMPARISON_SCHEMA", "StrengthResult", "ModelFields", "AugmentationComparison",
-           "compute_strength", "compare_augmentation", "prepare_model", "ModelInput", "analyse_model"]
+           "compute_strength", "compare_augmentation", "prepare_model", "ModelInput", "analyse_model",
+           "run_pushover", "element_yield_mpa", "PushoverSettings"]
 
 SCHEMA = "kyphosim.strength/1"
+LINEAR_METHOD = "linear-critical-volume"
+#: pushover element size used by ``nonlinear_resample_mm='auto'`` for models larger than
+#: NONLINEAR_AUTO_MAX_ELEMENTS (grid convergence in docs/mechanics.md), mm
+NONLINEAR_AUTO_MM = 2.0
+NONLINEAR_AUTO_MAX_ELEMENTS = 20_000
+NONLINEAR_METHOD = "nonlinear-pushover"
 COMPARISON_SCHEMA = "kyphosim.strength-comparison/1"
 
 Progress = Callable[[str], None]
@@ -51,6 +60,7 @@ class ModelFields:
     von_mises_strain: np.ndarray       # (ne,)
     strain_energy_density_mpa: np.ndarray  # (ne,) MPa = mJ/mm³
     yield_load_factor: np.ndarray      # (ne,) load factor to yield (inf for non-bone)
+    secant_fraction: np.ndarray | None = None  # (ne,) s = E_secant/E at the end of the pushover (same mesh)
 
     def element_volume(self, values: np.ndarray, fill: float = 0.0) -> Volume:
         """Scatter element values onto the analysis grid as a Volume (float32)."""
@@ -84,6 +94,12 @@ class StrengthResult:
     seconds: dict[str, float]
     warnings: list[str] = field(default_factory=list)
     fields: ModelFields | None = None
+    #: how ``failure_load_n`` was obtained ("nonlinear-pushover" or "linear-critical-volume")
+    failure_load_method: str = LINEAR_METHOD
+    #: the linear critical-volume estimate (N), always computed on the linear model's grid
+    failure_load_linear_estimate_n: float = float("nan")
+    #: pushover report (curve, iterations, grid) when the nonlinear analysis ran
+    nonlinear: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if k != "fields"} if self.fields is None else \
@@ -108,7 +124,9 @@ class AugmentationComparison:
         rows = []
         for name, r in self.states.items():
             rows.append({"state": name, "stiffness_n_per_mm": r.stiffness_n_per_mm,
-                         "failure_load_n": r.failure_load_n, "reaction_force_n": r.reaction_force_n,
+                         "failure_load_n": r.failure_load_n, "failure_load_method": r.failure_load_method,
+                         "failure_load_linear_estimate_n": r.failure_load_linear_estimate_n,
+                         "reaction_force_n": r.reaction_force_n,
                          "elements": r.elements})
         return rows
 
@@ -123,6 +141,8 @@ class ModelInput:
     modulus_mpa: np.ndarray
     info: dict[str, Any]
     warnings: list[str]
+    yield_compression_mpa: np.ndarray | None = None   # per voxel, MPa (inf: never yields); None: E·ε_y
+    yield_tension_mpa: np.ndarray | None = None
 
 
 # ----------------------------------------------------------------------------------- preparation
@@ -408,12 +428,20 @@ def prepare_model(image: Volume, labels: Volume, *, level: str | int | None = No
     E[b] = lawobj.modulus_mpa(rho[b] / 1000.0)
     E[(codes == MATERIAL_CODES["cap_inferior"]) | (codes == MATERIAL_CODES["cap_superior"])] = cap_modulus_mpa
     E[codes == MATERIAL_CODES["cement"]] = cement_modulus_mpa
+    ylaw = get_yield_law(law)
+    syc = np.full(codes.shape, np.inf)
+    syc[b] = ylaw.compression_mpa(rho[b] / 1000.0, E[b])
+    syt = syc * ylaw.tension_ratio
+    pm = (codes == MATERIAL_CODES["cap_inferior"]) | (codes == MATERIAL_CODES["cap_superior"]) | \
+        (codes == MATERIAL_CODES["cement"])
+    syc[pm] = PMMA_YIELD_COMPRESSION_MPA
+    syt[pm] = PMMA_YIELD_TENSION_MPA
     grid = Volume(codes, grid.affine, is_label=True, source_axcodes=image.source_axcodes)
-    info = {"bone": bone_desc, "caps": cap_mode, "density": dens_info, "law": lawobj,
+    info = {"bone": bone_desc, "yield_law": ylaw, "caps": cap_mode, "density": dens_info, "law": lawobj,
             "loading_axis": align, "axis_tilt_deg": tilt_deg,
             "mean_bone_density_mg_cm3": float(rho[b].mean()) if b.any() else float("nan"),
             "bone_voxels_nonpositive_density": int(np.count_nonzero(rho[b] <= 0))}
-    return ModelInput(grid, rho, codes, E, info, warnings)
+    return ModelInput(grid, rho, codes, E, info, warnings, syc, syt)
 
 
 # ----------------------------------------------------------------------------------- analysis
@@ -446,16 +474,68 @@ def _rigid_body_constraints(mesh: VoxelMesh, nodes: np.ndarray) -> tuple[np.ndar
     return dofs, [f"node {int(a)}: u_i = u_j = 0", f"node {int(b)}: u_{'ij'[comp]} = 0"]
 
 
+def element_yield_mpa(model: ModelInput, mesh: VoxelMesh) -> tuple[np.ndarray, np.ndarray]:
+    """Compressive and tensile yield stress (MPa) per mesh element.
+
+    From the model's yield grids when present; otherwise (hand-built models) strain-based: σ_y = E·ε_y with
+    the Kopperdahl & Keaveny 1998 yield strains (0.84 % / 0.78 %) for bone and 70 / 50 MPa for PMMA codes.
+    Elements of negligible modulus never yield (``inf``).
+    """
+    i, j, k = mesh.elem_ijk.T
+    if model.yield_compression_mpa is not None and model.yield_tension_mpa is not None:
+        syc = np.asarray(model.yield_compression_mpa, float)[i, j, k]
+        syt = np.asarray(model.yield_tension_mpa, float)[i, j, k]
+    else:
+        c = FailureCriterion()
+        syc = mesh.modulus_mpa * c.yield_strain_compression
+        syt = mesh.modulus_mpa * c.yield_strain_tension
+        pm = np.isin(mesh.material, [MATERIAL_CODES["cap_inferior"], MATERIAL_CODES["cap_superior"],
+                                     MATERIAL_CODES["cement"]])
+        syc = np.where(pm, PMMA_YIELD_COMPRESSION_MPA, syc)
+        syt = np.where(pm, PMMA_YIELD_TENSION_MPA, syt)
+    dead = mesh.modulus_mpa <= 1.5 * NEGLIGIBLE_MODULUS_MPA
+    return np.where(dead, np.inf, syc), np.where(dead, np.inf, syt)
+
+
+def _loading(mesh: VoxelMesh) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    top = _face_nodes(mesh, MATERIAL_CODES["cap_superior"], True)
+    bot = _face_nodes(mesh, MATERIAL_CODES["cap_inferior"], False)
+    if np.intersect1d(top, bot).size:
+        raise InputError("the loading faces of the two caps share nodes (caps too close)")
+    rbm, rbm_desc = _rigid_body_constraints(mesh, bot)
+    return top, bot, rbm, rbm_desc
+
+
+def run_pushover(model: ModelInput, settings: PushoverSettings = PushoverSettings(), *,
+                 poisson_ratio: float = POISSON_RATIO, progress: Progress | None = None,
+                 threads: int | None = None) -> tuple[PushoverResult, VoxelMesh]:
+    """Nonlinear pushover of a prepared model (:mod:`kyphosim.mechanics.nonlinear`); returns the result and
+    the mesh it ran on."""
+    mesh = build_mesh(model.modulus_mpa, model.material, model.grid.spacing)
+    K0 = hex8_stiffness(mesh.spacing, poisson_ratio)
+    top, bot, rbm, _ = _loading(mesh)
+    syc, syt = element_yield_mpa(model, mesh)
+    bone = (mesh.material == MATERIAL_CODES["bone"]) & (mesh.modulus_mpa > 1.5 * NEGLIGIBLE_MODULUS_MPA)
+    res = pushover(mesh, K0, top, bot, rbm, syc, syt, nu=poisson_ratio, settings=settings, bone=bone,
+                   threads=threads, progress=progress)
+    return res, mesh
+
+
 def analyse_model(model: ModelInput, *, state: str = "as_imaged", displacement_mm: float = 0.2,
                   poisson_ratio: float = POISSON_RATIO, solver: str = "gmg", tol: float = 1e-6,
                   criterion: FailureCriterion = FailureCriterion(), keep_fields: bool = True,
                   progress: Progress | None = None, law_name: str = "kopperdahl",
                   cap_modulus_mpa: float = PMMA_MODULUS_MPA, cement_modulus_mpa: float = PMMA_MODULUS_MPA,
-                  t_start: float | None = None) -> StrengthResult:
+                  t_start: float | None = None, nonlinear: PushoverSettings | None = None,
+                  pushover_model: ModelInput | None = None) -> StrengthResult:
     """Mesh, constrain, solve and post-process a prepared :class:`ModelInput` (see :func:`compute_strength`).
 
     The model needs both cap materials (codes ``cap_inferior`` and ``cap_superior``); the top face of the
     superior cap moves by ``−displacement_mm`` along k, the bottom face of the inferior cap is fixed along k.
+    With ``nonlinear`` a displacement-controlled pushover (:mod:`kyphosim.mechanics.nonlinear`) gives
+    ``failure_load_n`` (peak reaction); it runs on ``pushover_model`` (e.g. a coarser grid of the same
+    vertebra) when given, else on the linear mesh. The linear estimate stays in
+    ``failure_load_linear_estimate_n``.
     """
     t_start = time.perf_counter() if t_start is None else t_start
     c_start = time.process_time()
@@ -467,11 +547,7 @@ def analyse_model(model: ModelInput, *, state: str = "as_imaged", displacement_m
     if dropped:
         warnings.append(f"{dropped} voxels not connected to the main solid were left out")
     K0 = hex8_stiffness(mesh.spacing, poisson_ratio)
-    top = _face_nodes(mesh, MATERIAL_CODES["cap_superior"], True)
-    bot = _face_nodes(mesh, MATERIAL_CODES["cap_inferior"], False)
-    if np.intersect1d(top, bot).size:
-        raise InputError("the loading faces of the two caps share nodes (caps too close)")
-    rbm, rbm_desc = _rigid_body_constraints(mesh, bot)
+    top, bot, rbm, rbm_desc = _loading(mesh)
     fixed = np.concatenate([3 * top + 2, 3 * bot + 2, rbm])
     values = np.concatenate([np.full(top.size, -abs(displacement_mm)), np.zeros(bot.size + rbm.size)])
     t_asm = time.perf_counter()
@@ -497,6 +573,28 @@ def analyse_model(model: ModelInput, *, state: str = "as_imaged", displacement_m
     F_fail, lam, lam_e = failure_load(reaction, strain[bone], vol, criterion)
     lam_full = np.full(mesh.n_elements, np.inf)
     lam_full[bone] = lam_e
+    method, F_lin, nl, sec = LINEAR_METHOD, F_fail, None, None
+    if nonlinear is not None:
+        say(f"{state}: nonlinear pushover")
+        if pushover_model is None:
+            syc, syt = element_yield_mpa(model, mesh)
+            po = pushover(mesh, K0, top, bot, rbm, syc, syt, nu=poisson_ratio, settings=nonlinear, bone=bone,
+                          progress=lambda m: say(f"{state}: {m}"))
+            pmesh = mesh
+            sec = po.secant_fraction
+        else:
+            po, pmesh = run_pushover(pushover_model, nonlinear, poisson_ratio=poisson_ratio,
+                                     progress=lambda m: say(f"{state}: {m}"))
+        nl = {**po.to_dict(), "voxel_size_mm": [float(v) for v in pmesh.spacing], "elements": pmesh.n_elements,
+              "dofs": pmesh.n_dofs, "same_grid_as_linear": pushover_model is None,
+              "yield_law": _yield_law_desc(model),
+              "material": "secant damage: elastic–perfectly plastic under monotonic loading, "
+                          "max principal trial stress vs asymmetric yield stresses"}
+        if not po.all_converged:
+            warnings.append("the pushover did not meet its equilibrium tolerance in every increment "
+                            "(see nonlinear.curve)")
+        if np.isfinite(po.failure_load_n) and po.failure_load_n > 0:
+            F_fail, method = po.failure_load_n, NONLINEAR_METHOD
     t_end = time.perf_counter()
     law = get_law(law_name)
     counts = {name: int(np.count_nonzero(mesh.material == code)) for name, code in MATERIAL_CODES.items()}
@@ -532,11 +630,21 @@ def analyse_model(model: ModelInput, *, state: str = "as_imaged", displacement_m
                  "total": t_end - t_start,
                  "cpu_assembly": (c_asm - c_start) + info.cpu_setup, "cpu_solve": info.cpu_solve,
                  "cpu_total": time.process_time() - c_start},
-        warnings=warnings,
+        warnings=warnings, failure_load_method=method, failure_load_linear_estimate_n=F_lin, nonlinear=nl,
     )
     if keep_fields:
-        res.fields = ModelFields(model.grid, mesh, u.reshape(-1, 3), strain, eq, sed, lam_full)
+        res.fields = ModelFields(model.grid, mesh, u.reshape(-1, 3), strain, eq, sed, lam_full, sec)
     return res
+
+
+def _yield_law_desc(model: ModelInput) -> dict[str, Any]:
+    yl = model.info.get("yield_law")
+    if yl is None or model.yield_compression_mpa is None:
+        return {"name": "strain-based", "formula": "σ_y = E·ε_y (0.84 % / 0.78 %)",
+                "source": "Kopperdahl & Keaveny 1998 (clinical-reference §5 [U])",
+                "pmma_yield_mpa": [PMMA_YIELD_COMPRESSION_MPA, PMMA_YIELD_TENSION_MPA]}
+    return {"name": yl.name, "formula": yl.formula(), "source": yl.source,
+            "pmma_yield_mpa": [PMMA_YIELD_COMPRESSION_MPA, PMMA_YIELD_TENSION_MPA]}
 
 
 def compute_strength(image: Volume, labels: Volume, *, level: str | int | None = None,
@@ -548,12 +656,20 @@ def compute_strength(image: Volume, labels: Volume, *, level: str | int | None =
                      cap_thickness_mm: float = 3.0, resample_mm: float | None = None, body: Volume | None = None,
                      align: str = "auto", solver: str = "gmg", tol: float = 1e-6,
                      criterion: FailureCriterion = FailureCriterion(), state: str = "as_imaged",
-                     keep_fields: bool = True, progress: Progress | None = None) -> StrengthResult:
-    """Linear voxel-FE compression analysis of one vertebra (see module docstring).
+                     keep_fields: bool = True, progress: Progress | None = None, nonlinear: bool = True,
+                     nonlinear_resample_mm: float | str | None = "auto",
+                     pushover_settings: PushoverSettings = PushoverSettings()) -> StrengthResult:
+    """Voxel-FE compression analysis of one vertebra (see module docstring).
 
     Returns a :class:`StrengthResult`: ``stiffness_n_per_mm`` (N/mm), ``reaction_force_n`` (N) at
-    ``displacement_mm`` (mm), ``failure_load_n`` (N, critical-volume strain criterion), solver and timing
-    report; ``fields`` holds per-element strains and strain energy density for maps.
+    ``displacement_mm`` (mm) from the linear analysis; ``failure_load_n`` (N) = peak reaction of the
+    nonlinear pushover (``nonlinear=True``; ``failure_load_method``) or the linear critical-volume estimate
+    (``nonlinear=False``; always in ``failure_load_linear_estimate_n``); solver and timing report;
+    ``fields`` holds per-element strains and strain energy density for maps.
+
+    ``nonlinear_resample_mm``: element size of the pushover model. ``'auto'`` = the linear grid when it
+    has at most :data:`NONLINEAR_AUTO_MAX_ELEMENTS` elements, else :data:`NONLINEAR_AUTO_MM`; ``None`` =
+    the linear grid; a number = that isotropic size (mm).
     """
     if not (displacement_mm and np.isfinite(displacement_mm)):
         raise InputError("displacement_mm must be a non-zero number of millimetres")
@@ -564,9 +680,25 @@ def compute_strength(image: Volume, labels: Volume, *, level: str | int | None =
                           calibration=calibration, law=law, cement=cement, cap_modulus_mpa=cap_modulus_mpa,
                           cement_modulus_mpa=cement_modulus_mpa, cap_thickness_mm=cap_thickness_mm,
                           resample_mm=resample_mm, body=body, align=align)
+    pmodel = None
+    if nonlinear:
+        nl_mm = nonlinear_resample_mm
+        if nl_mm == "auto":
+            n_el = int(np.count_nonzero(model.material))
+            fine = float(min(model.grid.spacing)) < NONLINEAR_AUTO_MM - 1e-6
+            nl_mm = NONLINEAR_AUTO_MM if (fine and n_el > NONLINEAR_AUTO_MAX_ELEMENTS) else None
+        if nl_mm is not None and not np.allclose(model.grid.spacing, float(nl_mm)):
+            if progress:
+                progress(f"{state}: building the {float(nl_mm):g} mm pushover model")
+            pmodel = prepare_model(image, labels, level=level, bone_labels=bone_labels, caps=caps, density=density,
+                                   calibration=calibration, law=law, cement=cement,
+                                   cap_modulus_mpa=cap_modulus_mpa, cement_modulus_mpa=cement_modulus_mpa,
+                                   cap_thickness_mm=cap_thickness_mm, resample_mm=float(nl_mm), body=body,
+                                   align=align)
     return analyse_model(model, state=state, displacement_mm=displacement_mm, poisson_ratio=poisson_ratio, solver=solver,
                 tol=tol, criterion=criterion, keep_fields=keep_fields, progress=progress, law_name=law,
-                cap_modulus_mpa=cap_modulus_mpa, cement_modulus_mpa=cement_modulus_mpa, t_start=t0)
+                cap_modulus_mpa=cap_modulus_mpa, cement_modulus_mpa=cement_modulus_mpa, t_start=t0,
+                nonlinear=pushover_settings if nonlinear else None, pushover_model=pmodel)
 
 
 def _pct(new: float, ref: float) -> float:
@@ -620,5 +752,7 @@ def compare_augmentation(image: Volume, labels: Volume, cement_mask: Volume | No
         if new in states and ref in states:
             changes[f"{new}_vs_{ref}"] = {
                 "stiffness_percent": _pct(states[new].stiffness_n_per_mm, states[ref].stiffness_n_per_mm),
-                "failure_load_percent": _pct(states[new].failure_load_n, states[ref].failure_load_n)}
+                "failure_load_percent": _pct(states[new].failure_load_n, states[ref].failure_load_n),
+                "failure_load_linear_estimate_percent": _pct(states[new].failure_load_linear_estimate_n,
+                                                             states[ref].failure_load_linear_estimate_n)}
     return AugmentationComparison(COMPARISON_SCHEMA, states, changes, notes)
