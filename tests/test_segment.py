@@ -217,3 +217,40 @@ def test_axial_subregions_canal_pedicles_body():
     assert sub[40 + 12, 45 - 2, 20] == S["pedicle_right"]
     assert sub[40, 45 - 30, 20] == S["posterior_elements"]
     assert not np.any((sub == S["spinal_canal"]) & (lab > 0))
+
+
+def _blurred_box_scene():
+    """A hollow 'vertebra' (1.5 mm cortex, 1200 HU; fatty 60 HU marrow) and a separate thin bar (3.2 mm
+    across, thinner than the trusted deep interior of a fat working mask) 3 mm away, 0.8 mm voxels, blurred like a CT (FWHM 1 mm), in 40 HU tissue. Returns hu, truth, rib."""
+    from scipy import ndimage as ndi
+
+    sp = 0.8
+    g = np.mgrid[0:70, 0:70, 0:60].astype(float) * sp
+    x, y, z = g
+    outer = (np.abs(x - 22.2) <= 12) & (np.abs(y - 28.2) <= 12) & (np.abs(z - 24.2) <= 10)
+    inner = (np.abs(x - 22.2) <= 10.5) & (np.abs(y - 28.2) <= 10.5) & (np.abs(z - 24.2) <= 8.5)
+    rib = (x >= 37) & (x <= 52) & (np.abs(y - 28) <= 1.6) & (np.abs(z - 24) <= 1.6)
+    hu = np.full(x.shape, 40.0)
+    hu[outer] = 1200.0
+    hu[inner] = 60.0
+    hu[rib] = 1200.0
+    hu = ndi.gaussian_filter(hu, (1.0 / 2.3548) / sp)
+    return hu.astype(np.float32), outer, rib, np.full(3, sp)
+
+
+@pytest.mark.parametrize("frac", [0.3, 0.5])
+def test_refine_native_redraws_boundary_fills_marrow_drops_other_bone(frac):
+    from scipy import ndimage as ndi
+
+    from kyphosim.segment.refine import refine_native
+
+    hu, truth, rib, sp = _blurred_box_scene()
+    # a fat working-grid label: truth and rib bridged and dilated by 2.4 mm, as on a coarse grid
+    fat = ndi.binary_dilation(truth | rib, iterations=3)
+    out = refine_native(fat.astype(np.int32), hu, sp, 200.0, 1, frac=frac)
+    m = out == 1
+    dice = 2 * (m & truth).sum() / (m.sum() + truth.sum())
+    assert dice > (0.95 if frac == 0.5 else 0.9)
+    assert (m & rib).sum() < 0.05 * rib.sum()          # the separate bar is another bone
+    inner = ndi.binary_erosion(truth, iterations=4)
+    assert m[inner].mean() > 0.99                        # fatty marrow below any bone threshold is filled
