@@ -85,13 +85,24 @@ class InjectionResult:
         return self.fill >= 0.5
 
 
-def _leak_spaces(model: VertebraModel, params: SimParams) -> np.ndarray:
-    """uint8 map: extravertebral voxels reachable from an exit within ``leak_space_mm``, by class."""
+def _leak_spaces(model: VertebraModel, params: SimParams, cavity: np.ndarray | None = None) -> np.ndarray:
+    """uint8 map: extravertebral voxels reachable from an exit within ``leak_space_mm``, by class.
+
+    Besides the anatomical exits, a KP cavity that touches the disc, the soft tissue or the canal
+    directly (the balloon crushed through the endplate or the wall) is a breach: the extravertebral
+    voxels next to it seed a leak space of class D (disc), C (soft tissue) or canal."""
     h = model.spacing_mm
     t = model.tissue
     out = np.zeros(model.shape, np.uint8)
     free = ~model.vert & ((t == Tissue.SOFT) | (t == Tissue.CANAL) | (t == Tissue.DISC))
     n = max(1, int(round(params.leak_space_mm / h)))
+    if cavity is not None and cavity.any():
+        touch = ndi.binary_dilation(cavity, ndi.generate_binary_structure(3, 1)) & ~cavity & free
+        for tis, name in ((Tissue.DISC, "D"), (Tissue.SOFT, "C"), (Tissue.CANAL, "canal")):
+            seed = touch & (t == tis)
+            if seed.any():
+                reach = (ndi.binary_dilation(seed, iterations=n) | seed) & free & (out == 0)
+                out[reach] = _LEAK_CODES[name]
     for code, name in ((int(Tissue.BASIVERTEBRAL), "B"), (int(Tissue.SEGMENTAL_EXIT), "S"),
                        (int(Tissue.CORTICAL_DEFECT), "C"), (int(Tissue.ENDPLATE_BREAK), "D")):
         ex = t == code
@@ -236,8 +247,8 @@ def inject(model: VertebraModel, sources: list[np.ndarray], cavity: np.ndarray |
     h = model.spacing_mm
     v_m3 = (h / 1000.0) ** 3
     t = model.tissue
-    leak_map = _leak_spaces(model, params)
     cav = cavity if cavity is not None else np.zeros(model.shape, bool)
+    leak_map = _leak_spaces(model, params, cav)
     omega = (_POROUS[t] & model.body) | cav | (leak_map > 0)
     omega &= t != Tissue.CHANNEL
     # permeability (SI) and porosity
