@@ -7,6 +7,13 @@ Cases (each in a fresh subprocess, so peak memory is per case):
                     eliminated) + SciPy ``cg`` with a Jacobi preconditioner, same tolerance
 * ``fast-0.5mm``    the same vertebra resampled to 0.5 mm voxels (≈ 0.5 M elements, 1.7 M unknowns)
 * ``amg-1mm``       assembled block matrix + pyamg smoothed aggregation (the other kyphosim solver)
+* ``pushover-1mm``, ``pushover-1.5mm``, ``pushover-2mm``, ``pushover-3mm``
+                    nonlinear pushover (secant damage, 12 increments to 2 % apparent strain) of the same
+                    vertebra on that grid: failure load (peak reaction), 0.2 % offset load, iterations, time
+                    (grid convergence of the failure load)
+* ``demo-augmentation``  intact (L2) / fractured / augmented L1 of a ``kyphosim demo`` output folder
+                    (``--demo-dir``, default /tmp/kyphosim-demo): linear 1 mm + pushover on the pathway's grid
+                    (``--nonlinear-mm``, default auto = 2 mm)
 
 Run:  python benchmarks/bench_mechanics.py [--threads 1] [--cases fast-1mm,baseline-1mm,fast-0.5mm]
 Prints wall and CPU seconds (assembly = model + mesh + preconditioner set-up; solve = PCG), iterations,
@@ -103,12 +110,63 @@ def run_baseline(resample_mm, tol=1e-6, maxiter=20000):
             "cpu_assembly_plus_solve_s": c2 - c0, "matrix_nnz": int(A.nnz)}
 
 
+def run_push(resample_mm, increments=12):
+    from kyphosim.mechanics.nonlinear import PushoverSettings
+    from kyphosim.mechanics.strength import prepare_model, run_pushover
+
+    img, lab = _load()
+    model = prepare_model(img, lab, bone_labels=[1, 2, 3, 4], caps=(5, 6), density="calibrated", law="kopperdahl",
+                          resample_mm=resample_mm)
+    r, mesh = run_pushover(model, PushoverSettings(increments=increments))
+    return {"elements": mesh.n_elements, "dofs": mesh.n_dofs, "failure_load_n": r.failure_load_n,
+            "yield_load_offset_n": r.yield_load_offset_n, "displacement_at_peak_mm": r.displacement_at_peak_mm,
+            "max_displacement_mm": r.max_displacement_mm, "initial_stiffness_n_per_mm": r.initial_stiffness_n_per_mm,
+            "increments": r.increments, "iterations": r.iterations_total, "cg_iterations": r.cg_iterations_total,
+            "preconditioner_builds": r.preconditioner_builds, "all_converged": r.all_converged, "stopped": r.stopped,
+            "wall_s": r.seconds, "cpu_s": r.cpu_seconds,
+            "curve_n": [round(c["reaction_force_n"]) for c in r.curve],
+            "iterations_per_increment": [c["iterations"] for c in r.curve[1:]]}
+
+
+def run_demo():
+    from kyphosim.imaging.io import load_image, load_labels
+    from kyphosim.imaging.volume import Volume
+    from kyphosim.mechanics import compare_augmentation
+
+    d = Path(os.environ.get("KYPHOSIM_DEMO_DIR", "/tmp/kyphosim-demo"))
+    nl = os.environ.get("KYPHOSIM_NONLINEAR_MM", "auto")
+    nl = None if nl == "same" else (nl if nl == "auto" else float(nl))
+    ct = load_image(d / "phantom" / "ct.nii.gz")
+    lab = load_labels(d / "phantom" / "labels.nii.gz")
+    c = load_image(d / "simulation" / "kyphoplasty" / "cement.nii.gz")
+    cem = Volume(c.data, c.affine, is_label=True, source_axcodes=c.source_axcodes)
+    t0, c0 = time.perf_counter(), time.process_time()
+    comp = compare_augmentation(ct, lab, cem, level="L1", density="hu", resample_mm=1.0, intact_level="L2",
+                                nonlinear_resample_mm=nl, keep_fields=False)
+    out = {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "changes": comp.changes,
+           "states": {}}
+    for k, r in comp.states.items():
+        n = r.nonlinear or {}
+        out["states"][k] = {"stiffness_n_per_mm": r.stiffness_n_per_mm, "failure_load_n": r.failure_load_n,
+                            "linear_estimate_n": r.failure_load_linear_estimate_n,
+                            "yield_load_offset_n": n.get("yield_load_offset_n"),
+                            "pushover_voxel_mm": n.get("voxel_size_mm"), "pushover_elements": n.get("elements"),
+                            "iterations": n.get("iterations_total"), "converged": n.get("all_converged"),
+                            "pushover_s": n.get("seconds"), "cement_ml": r.model["cement_volume_ml"]}
+    return out
+
+
 CASES = {
     "fast-1mm": lambda: run_fast(None),
     "amg-1mm": lambda: run_fast(None, solver="amg"),
     "baseline-1mm": lambda: run_baseline(None),
     "fast-0.5mm": lambda: run_fast(0.5),
     "baseline-0.5mm": lambda: run_baseline(0.5),
+    "pushover-1mm": lambda: run_push(None),
+    "pushover-1.5mm": lambda: run_push(1.5),
+    "pushover-2mm": lambda: run_push(2.0),
+    "pushover-3mm": lambda: run_push(3.0),
+    "demo-augmentation": run_demo,
 }
 
 
@@ -124,7 +182,12 @@ def main() -> None:
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--child")
+    ap.add_argument("--demo-dir", help="kyphosim demo output folder for demo-augmentation")
+    ap.add_argument("--nonlinear-mm", default="auto", help="pushover grid for demo-augmentation: auto | same | mm")
     a = ap.parse_args()
+    if a.demo_dir:
+        os.environ["KYPHOSIM_DEMO_DIR"] = a.demo_dir
+    os.environ["KYPHOSIM_NONLINEAR_MM"] = a.nonlinear_mm
     if a.child:
         _child(a.child)
         return
@@ -134,7 +197,7 @@ def main() -> None:
                    KYPHOSIM_THREADS=threads)
         for case in a.cases.split(","):
             runs = []
-            reps = 1 if case.startswith("baseline") else a.repeat
+            reps = 1 if case.startswith(("baseline", "pushover", "demo")) else a.repeat
             for _ in range(reps):
                 load = os.getloadavg()[0]
                 p = subprocess.run([sys.executable, __file__, "--child", case], env=env, capture_output=True, text=True)
@@ -146,6 +209,12 @@ def main() -> None:
                 r["load_avg"] = load
                 runs.append(r)
             if not runs:
+                continue
+            if case.startswith(("pushover", "demo")):
+                r = runs[0]
+                results[(case, threads)] = r
+                print(f"{case:>14} threads={threads} load {r['load_avg']:.1f} peak RSS {r['peak_rss_mb']:.0f} MB "
+                      + json.dumps({k: v for k, v in r.items() if k not in ("load_avg", "peak_rss_mb")}), flush=True)
                 continue
             best = min(runs, key=lambda r: r["wall_assembly_plus_solve_s"])
             results[(case, threads)] = best

@@ -250,7 +250,10 @@ def test_hu_level_with_auto_caps_and_cement_augmentation():
     x, y, z = np.meshgrid(*[np.arange(s) * 1.5 for s in ct.shape], indexing="ij")
     core = ((x - 22) ** 2 + (y - 26) ** 2 <= 25) & (z >= 33) & (z < 48)
     cem = Volume(core.astype(np.uint8), ct.affine, is_label=True)
-    comp = compare_augmentation(ct, lab, cem, level="L1", density="hu", intact_level="L2", keep_fields=False)
+    from kyphosim.mechanics.nonlinear import PushoverSettings
+
+    comp = compare_augmentation(ct, lab, cem, level="L1", density="hu", intact_level="L2", keep_fields=False,
+                                pushover_settings=PushoverSettings(increments=5))
     assert set(comp.states) == {"intact", "fractured", "augmented"}
     r = comp.states["fractured"]
     assert r.schema == "kyphosim.strength/1"
@@ -261,6 +264,12 @@ def test_hu_level_with_auto_caps_and_cement_augmentation():
     assert comp.states["augmented"].model["cement_volume_ml"] > 0
     assert comp.changes["augmented_vs_fractured"]["stiffness_percent"] > 5.0
     assert comp.changes["augmented_vs_fractured"]["failure_load_percent"] > 0.0
+    # the failure load comes from the nonlinear pushover; the linear estimate is kept beside it
+    for st in comp.states.values():
+        assert st.failure_load_method == "nonlinear-pushover"
+        assert st.failure_load_linear_estimate_n > 0 and st.nonlinear["increments"] >= 1
+    # a cement column that bridges the endplates carries load in parallel: the pushover load rises clearly
+    assert comp.states["augmented"].failure_load_n > 1.05 * comp.states["fractured"].failure_load_n
 
 
 def test_api_errors():
@@ -304,7 +313,7 @@ def test_cli_strength_writes_json_and_maps(tmp_path, cli, capsys):
     save_volume(ct, tmp_path / "ct.nii.gz")
     save_volume(lab, tmp_path / "lab.nii.gz")
     code, out, err = cli(["strength", tmp_path / "ct.nii.gz", "--labels", tmp_path / "lab.nii.gz", "--level", "L1",
-                          "--density", "hu", "--out", tmp_path / "o"], capsys)
+                          "--density", "hu", "--increments", "4", "--out", tmp_path / "o"], capsys)
     assert code == 0, err
     data = json.loads((tmp_path / "o" / "strength.json").read_text())
     for key in ("schema", "stiffness_n_per_mm", "reaction_force_n", "applied_displacement_mm", "failure_load_n",
@@ -314,6 +323,10 @@ def test_cli_strength_writes_json_and_maps(tmp_path, cli, capsys):
     assert set(data["solver"]) >= {"name", "iterations", "relative_residual"}
     assert set(data["seconds"]) >= {"assembly", "solve"}
     assert (tmp_path / "o" / "sed_mpa.nii.gz").exists() and (tmp_path / "o" / "strength_maps.png").exists()
+    assert data["failure_load_method"] == "nonlinear-pushover" and data["failure_load_linear_estimate_n"] > 0
+    assert data["nonlinear"]["increments"] == 4 and len(data["nonlinear"]["curve"]) == 5
+    assert (tmp_path / "o" / "damage.nii.gz").exists()
+    assert "nonlinear pushover" in out
     code, out, err = cli(["strength", tmp_path / "ct.nii.gz", "--labels", tmp_path / "lab.nii.gz",
                           "--density", "hu", "--out", tmp_path / "o2"], capsys)
     assert code == 2 and "error" in err
@@ -323,11 +336,15 @@ def test_cli_strength_writes_json_and_maps(tmp_path, cli, capsys):
     save_volume(Volume(core.astype(np.uint8), ct.affine, is_label=True), tmp_path / "cement.nii.gz")
     code, out, err = cli(["strength", tmp_path / "ct.nii.gz", "--labels", tmp_path / "lab.nii.gz", "--level", "L1",
                           "--cement", tmp_path / "cement.nii.gz", "--intact-level", "L2", "--no-maps",
-                          "--out", tmp_path / "o3"], capsys)
+                          "--linear-only", "--out", tmp_path / "o3"], capsys)
     assert code == 0, err
     data = json.loads((tmp_path / "o3" / "strength.json").read_text())
     assert data["density"]["input"] == "hu"
     comp = data["comparison"]
     assert set(comp["states"]) == {"intact", "fractured", "augmented"}
     assert comp["changes"]["augmented_vs_fractured"]["stiffness_percent"] > 0
+    assert data["failure_load_method"] == "linear-critical-volume" and data["nonlinear"] is None
     assert "augmented vs fractured" in out
+    code, out, err = cli(["strength", tmp_path / "ct.nii.gz", "--labels", tmp_path / "lab.nii.gz", "--level", "L1",
+                          "--nonlinear-resample-mm", "fine", "--out", tmp_path / "o4"], capsys)
+    assert code == 2 and "nonlinear-resample-mm" in err

@@ -55,7 +55,7 @@ def strength_command(
     max_displacement_mm: Optional[float] = typer.Option(None, "--max-displacement-mm",
                                                         help="Pushover end as a displacement, mm (spineFE: 2.0); "
                                                              "overrides --max-strain"),
-    increments: int = typer.Option(16, "--increments", help="Pushover displacement increments"),
+    increments: int = typer.Option(10, "--increments", help="Pushover displacement increments"),
 ) -> None:
     """Stiffness (N/mm) and reaction force from a linear voxel-FE compression test between PMMA end caps, and
     the failure load (N) from a nonlinear displacement-controlled pushover (peak reaction; the linear estimate

@@ -15,7 +15,8 @@ __all__ = ["write_maps", "plot_maps"]
 
 def write_maps(result: StrengthResult, out_dir: str | Path, *, prefix: str = "") -> dict[str, Path]:
     """Write ``{prefix}sed_mpa.nii.gz`` (strain energy density, MPa = mJ/mm³),
-    ``{prefix}von_mises_strain.nii.gz`` (mm/mm), ``{prefix}modulus_mpa.nii.gz``, ``{prefix}material.nii.gz``
+    ``{prefix}von_mises_strain.nii.gz`` (mm/mm), ``{prefix}modulus_mpa.nii.gz``, ``{prefix}material.nii.gz``,
+    ``{prefix}damage.nii.gz`` (1 − E_secant/E after the pushover, when it ran on the linear grid)
     on the analysis grid (input orientation restored) and ``{prefix}strength_maps.png``."""
     f = result.fields
     if f is None:
@@ -27,6 +28,8 @@ def write_maps(result: StrengthResult, out_dir: str | Path, *, prefix: str = "")
         "von_mises_strain": save_volume(f.element_volume(f.von_mises_strain), out / f"{prefix}von_mises_strain.nii.gz"),
         "modulus": save_volume(f.element_volume(f.mesh.modulus_mpa), out / f"{prefix}modulus_mpa.nii.gz"),
     }
+    if f.secant_fraction is not None:  # pushover on the linear mesh: damage 1 − E_secant/E at the end
+        paths["damage"] = save_volume(f.element_volume(1.0 - f.secant_fraction), out / f"{prefix}damage.nii.gz")
     mat = f.mesh.element_grid(f.mesh.material, dtype=np.uint8)
     from kyphosim.imaging.volume import Volume
 

@@ -47,7 +47,7 @@ class PushoverSettings:
 
     max_apparent_strain: float = 0.02
     max_displacement_mm: float | None = None
-    increments: int = 16
+    increments: int = 10
     max_iterations: int = 40
     equilibrium_tol: float = 1e-2
     reaction_tol: float = 1e-3
