@@ -213,7 +213,7 @@ def segment_spine(ct: Volume, *, backend: str = "auto", anchor: tuple[str, float
     timings["watershed"] = time.perf_counter() - t0 - sum(timings.values())
 
     from kyphosim.segment.cleanup import detect_ribs, detect_sacrum
-    from kyphosim.segment.subregions import axial_subregions, make_subregions
+    from kyphosim.segment.subregions import axial_subregions, cut_costal, find_canal, make_subregions
 
     nseg = len(wk.segments)
     sac = detect_sacrum(wk)
@@ -257,7 +257,10 @@ def segment_spine(ct: Volume, *, backend: str = "auto", anchor: tuple[str, float
     sub_full = wk.ct.with_data(sub_w, is_label=True).resample(like=can).data
     sub_full = _fill_nearest(np.where(seg_full > 0, sub_full, 0), seg_full > 0)
     verts = [i + 1 for i in range(nseg) if lut[i + 1] not in (0, SACRUM_ID)]
-    sub_full = axial_subregions(seg_full, verts, can.spacing, fallback=sub_full)
+    canal = find_canal(seg_full, verts, can.spacing)
+    seg_full = cut_costal(seg_full, verts, can.spacing, canal)
+    sub_full = np.where(seg_full > 0, sub_full, 0)
+    sub_full = axial_subregions(seg_full, verts, can.spacing, fallback=sub_full, canal=canal)
     lab_vol = can.with_data(lut[seg_full], is_label=True)
     sub_vol = can.with_data(sub_full.astype(np.uint8), is_label=True)
     timings["refine"] = time.perf_counter() - t0 - sum(timings.values())

@@ -32,7 +32,7 @@ from scipy import ndimage as ndi
 
 from kyphosim.imaging.labels import SUBREGION_IDS
 
-__all__ = ["make_subregions", "axial_subregions", "find_canal"]
+__all__ = ["make_subregions", "axial_subregions", "find_canal", "canal_frame", "cut_costal"]
 
 BODY, LPED, RPED, POST, CANAL = (SUBREGION_IDS[k] for k in
                                  ("vertebral_body", "pedicle_left", "pedicle_right",
@@ -106,8 +106,76 @@ def _shifted(mask2d: np.ndarray, dx: float, dy: float) -> np.ndarray:
     return ndi.shift(mask2d.astype(np.float32), (dx, dy), order=0, mode="constant") > 0.5
 
 
+def canal_frame(canal_slices: list[np.ndarray], spacing_mm: np.ndarray) -> tuple[float, float, float, float, float]:
+    """(y_front, y_mid, x_left, x_right, x_centre) in mm of a vertebra's canal, medians over its
+    closed-ring slices (2-D hole masks): the anterior boundary is the most anterior canal voxel per
+    column, median over the canal's width."""
+    sp = np.asarray(spacing_mm, float)
+    fronts, mids, lefts, rights = [], [], [], []
+    for cm in canal_slices:
+        ii, jj = np.nonzero(cm)
+        front = np.full(cm.shape[0], -1)
+        np.maximum.at(front, ii, jj)
+        fronts.append(float(np.median(front[front >= 0])) * sp[1] + 0.5 * sp[1])
+        mids.append(float(jj.mean()) * sp[1])
+        lefts.append(float(ii.min()) * sp[0] - 0.5 * sp[0])
+        rights.append(float(ii.max()) * sp[0] + 0.5 * sp[0])
+    x_l, x_r = float(np.median(lefts)), float(np.median(rights))
+    return float(np.median(fronts)), float(np.median(mids)), x_l, x_r, 0.5 * (x_l + x_r)
+
+
+def cut_costal(lab: np.ndarray, verts: list[int], spacing_mm: np.ndarray, canal: dict | None = None, *,
+               anterior_mm: float = 5.0, margin_mm: float = 5.0) -> np.ndarray:
+    """Remove rib heads and necks attached to a vertebra's mask (canonical RAS label map).
+
+    No part of a vertebra lies *lateral to its body and in front of its posterior wall*: the
+    pedicles, transverse and articular processes all arise behind the posterior wall (the canal's
+    anterior boundary). Bone there is a rib (head and neck at the costovertebral joint, passing
+    beside the body) or another bone bridged to the vertebra by partial volume. The body's half
+    width is measured on its anterior part (``anterior_mm`` in front of the canal, where no rib
+    attaches), median over the closed-ring slices, plus ``margin_mm`` for the ring apophysis and
+    marginal osteophytes. Voxels beyond it and in front of the canal's anterior boundary are
+    removed, then whatever is no longer connected to the vertebra's largest part (the rest of a
+    rib reached only through its head). Vertebrae without a closed ring in view are left as they are.
+    """
+    sp = np.asarray(spacing_mm, float)
+    if canal is None:
+        canal = find_canal(lab, verts, sp)
+    out = lab.copy()
+    px = np.arange(lab.shape[0]) * sp[0]
+    py = np.arange(lab.shape[1]) * sp[1]
+    for v in verts:
+        zz = sorted(z for z in canal if canal[z][0] == v)
+        if not zz:
+            continue
+        y_front, _, _, _, x_c = canal_frame([canal[z][1] for z in zz], sp)
+        m = lab == v
+        sl = ndi.find_objects(m.astype(np.uint8))[0]
+        mb = m[sl]
+        dx = np.abs(px[sl[0]] - x_c)
+        Y = py[sl[1]][None, :, None]
+        ant = mb & (Y >= y_front + anterior_mm)
+        widths = [float(dx[ant[:, :, z - sl[2].start].any(axis=1)].max())
+                  for z in zz if ant[:, :, z - sl[2].start].any()]
+        if not widths:
+            continue
+        costal = mb & (dx[:, None, None] > float(np.median(widths)) + margin_mm) & (Y >= y_front)
+        if not costal.any():
+            continue
+        rest = mb & ~costal
+        cl, n = ndi.label(rest)
+        if n > 1:
+            sizes = np.bincount(cl.ravel())
+            sizes[0] = 0
+            rest = cl == int(np.argmax(sizes))
+        o = out[sl]
+        o[mb & ~rest] = 0
+    return out
+
+
 def axial_subregions(lab: np.ndarray, verts: list[int], spacing_mm: np.ndarray,
-                     fallback: np.ndarray | None = None, *, pedicle_lateral_mm: float = 12.0) -> np.ndarray:
+                     fallback: np.ndarray | None = None, *, pedicle_lateral_mm: float = 12.0,
+                     canal: dict | None = None) -> np.ndarray:
     """Sub-region map (kyphosim ids) on the grid of ``lab`` (canonical RAS, labels ``verts``).
 
     ``fallback`` (same grid) supplies body/posterior elements for vertebrae without a closed ring.
@@ -119,7 +187,8 @@ def axial_subregions(lab: np.ndarray, verts: list[int], spacing_mm: np.ndarray,
         out[isv] = np.where(fallback[isv] > 0, fallback[isv], POST)
     else:
         out[isv] = POST
-    canal = find_canal(lab, verts, sp)
+    if canal is None:
+        canal = find_canal(lab, verts, sp)
     if not canal:
         return out
     zs = np.array(sorted(canal))
@@ -144,22 +213,7 @@ def axial_subregions(lab: np.ndarray, verts: list[int], spacing_mm: np.ndarray,
         zz = [z for z in zs if canal[z][0] == v]
         if not zz:
             continue
-        fronts, mids, lefts, rights = [], [], [], []
-        for z in zz:
-            cm = canal[z][1]
-            ii, jj = np.nonzero(cm)
-            # anterior boundary: the most anterior canal voxel per column, median over the width
-            cols = {}
-            for i, j in zip(ii, jj):
-                cols[i] = max(cols.get(i, -1), j)
-            front = float(np.median(list(cols.values()))) * sp[1] + 0.5 * sp[1]
-            fronts.append(front)
-            mids.append(float(jj.mean()) * sp[1])
-            lefts.append(float(ii.min()) * sp[0] - 0.5 * sp[0])
-            rights.append(float(ii.max()) * sp[0] + 0.5 * sp[0])
-        y_front, y_mid = float(np.median(fronts)), float(np.median(mids))
-        x_l, x_r = float(np.median(lefts)), float(np.median(rights))
-        x_c = 0.5 * (x_l + x_r)
+        y_front, y_mid, x_l, x_r, x_c = canal_frame([canal[z][1] for z in zz], sp)
         m = lab == v
         sl = ndi.find_objects(m.astype(np.uint8))[0]
         mb = m[sl]
