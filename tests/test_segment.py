@@ -59,6 +59,20 @@ def test_bad_anchor_is_an_input_error():
     assert parse_anchor("l1=-12.5") == ("L1", -12.5)
 
 
+def test_surface_fraction_out_of_range_is_an_input_error(tmp_path, cli, capsys):
+    from kyphosim.imaging.io import save_volume
+    from kyphosim.imaging.volume import Volume
+
+    ct = tmp_path / "ct.nii.gz"
+    hu = np.full((8, 8, 8), -1000.0, np.float32)
+    hu[2:6, 2:6, 2:6] = 40.0
+    hu[4, 4, 4] = 700.0
+    save_volume(Volume(hu, np.eye(4)), ct)
+    code, _, err = cli(["segment", ct, "--out", tmp_path / "l.nii.gz", "--backend", "classic",
+                        "--surface-fraction", "1.5"], capsys)
+    assert code == 2 and "surface fraction" in err
+
+
 @pytest.mark.realdata
 def test_segment_verse008_bodies_and_cli(shared_data, tmp_path, cli, capsys):
     from kyphosim.imaging.io import load_labels

@@ -16,6 +16,10 @@ def segment_command(
                                          "(the body whose centre is nearest this world height)"),
     first_label: Optional[str] = typer.Option(None, "--first-label", help="Name of the most cranial vertebra found"),
     subregions: Optional[Path] = typer.Option(None, "--subregions", help="Also write the sub-region map here"),
+    surface_fraction: float = typer.Option(0.3, "--surface-fraction",
+                                           help="Mask boundary across the blurred bone edge: 0.3 keeps the "
+                                           "partial-volume voxel (human-mask convention), 0.5 = half-maximum "
+                                           "surface (classic backend)"),
 ) -> None:
     """Segment and label the vertebrae; writes the label map and a JSON sidecar (confidences, flags)."""
     from rich.progress import Progress, SpinnerColumn, TextColumn
@@ -30,7 +34,8 @@ def segment_command(
     vol = load_ct(ct)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True) as prog:
         prog.add_task("segmenting vertebrae…", total=None)
-        res = segment_spine(vol, backend=backend, anchor=anchor, first_label=first_label)
+        res = segment_spine(vol, backend=backend, anchor=anchor, first_label=first_label,
+                            surface_fraction=surface_fraction)
     save_volume(res.labels, out)
     sub_path = subregions or Path(str(out).replace(".nii.gz", "").replace(".nii", "") + "_subregions.nii.gz")
     save_volume(res.subregions, sub_path)
