@@ -30,6 +30,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", default=None)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--variants", action="store_true",
+                    help="also grade with the alternative references of a central depression and report a "
+                         "leave-one-case-out selection among them (the selection is the only thing fitted)")
     a = ap.parse_args()
     d = Path(a.data) if a.data else shared_data_dir()
     if d is None:
@@ -76,6 +79,8 @@ def main() -> None:
         if r[2] != r[3]:
             print(f"    {r[0]} {r[1]:>4} truth {r[2]} ours {r[3]} {r[4]} loss {r[5]} "
                   f"H {r[6]}/{r[7]}/{r[8]} {r[9]}")
+    if a.variants:
+        variants_report(d, truth)
     # ------------------------------------------------------------------ TotalSegmentator example
     t = d / "totalsegmentator_example"
     ct = load_ct(t / "example_ct.nii.gz")
@@ -103,6 +108,54 @@ def main() -> None:
     print("\nSpeed (assess_spine after imports; CPU time of the process = compute, and wall time):")
     for k, (s, w, kind, shape, nl) in times.items():
         print(f"  {k:<42} CPU {s:5.2f} s  wall {w:5.2f} s  {kind:<10} grid {shape}  {nl} levels")
+
+
+def variants_report(d: Path, truth: dict) -> None:
+    """Exact grade per ``middle_reference`` variant, the normal TotalSegmentator levels, and a
+    leave-one-case-out choice among the variants (chosen on the other cases, scored on the held-out one)."""
+    from kyphosim.assess.api import assess_spine_detailed
+    from kyphosim.assess.genant import MIDDLE_REFERENCES
+    from kyphosim.imaging.io import load_ct, load_labels
+
+    v = d / "verse19"
+    hits: dict = {m: {} for m in MIDDLE_REFERENCES}     # variant → case → (exact, n, confusion)
+    for subj in sorted(truth):
+        lab = load_labels(v / f"{subj}_seg-vert_msk.nii.gz")
+        ctp = v / f"{subj}_ct.nii.gz"
+        ct = load_ct(ctp) if ctp.exists() else None
+        for m in MIDDLE_REFERENCES:
+            res = assess_spine_detailed(ct, lab, middle_reference=m)[0]
+            c = np.zeros((4, 5), int)
+            for lv in res.levels:
+                tg = truth[subj].get(lv.label)
+                if tg is not None:
+                    c[tg, 4 if lv.genant_grade is None else lv.genant_grade] += 1
+            hits[m][subj] = c
+    t = d / "totalsegmentator_example"
+    ct = load_ct(t / "example_ct.nii.gz")
+    print("\nVariants of the reference of a central depression (VerSe19 dev exact grade; TS example losses):")
+    ts = {}
+    for masks in ("example_seg_v1", "spine_report/totalseg.nii.gz"):
+        lab = load_labels(t / masks, reference=ct)
+        for m in MIDDLE_REFERENCES:
+            res = assess_spine_detailed(ct, lab, middle_reference=m)[0]
+            ts.setdefault(m, []).append(" ".join(f"{lv.name}:{lv.genant_grade}({lv.height_loss_pct})"
+                                                 for lv in res.levels if lv.genant_grade is not None))
+    for m in MIDDLE_REFERENCES:
+        c = sum(hits[m].values())
+        print(f"  {m:<10} exact {np.trace(c[:, :4])}/{c.sum()}  grade-0 called ≥1: {c[0, 1:4].sum()}, "
+              f"called 2–3: {c[0, 2:4].sum()}  | TS v1 {ts[m][0]} | TS v2 {ts[m][1]}")
+    cases = sorted(truth)
+    tot = np.zeros((4, 5), int)
+    for held in cases:
+        def score(m):
+            return sum(np.trace(hits[m][c][:, :4]) for c in cases if c != held)
+        best = max(MIDDLE_REFERENCES, key=lambda m: (score(m), -MIDDLE_REFERENCES.index(m)))
+        tot += hits[best][held]
+        print(f"  leave out {held}: chosen on the others '{best}', held-out exact "
+              f"{np.trace(hits[best][held][:, :4])}/{hits[best][held].sum()}")
+    print(f"  leave-one-case-out exact {np.trace(tot[:, :4])}/{tot.sum()} "
+          f"({100 * np.trace(tot[:, :4]) / tot.sum():.1f} %)")
 
 
 if __name__ == "__main__":

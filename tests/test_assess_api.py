@@ -196,3 +196,18 @@ def test_ct_edges_place_heights_within_the_target_tolerance(wedge_phantom, wedge
             err_mask.append(abs(getattr(lm, k) - t[k]))
         assert "ct_edges_fallback" not in lv.flags
     assert np.mean(err_ct) < np.mean(err_mask)
+
+
+def test_middle_reference_variants():
+    """A lordotic lumbar body with a central depression: judged against its own Hp (default) it is
+    normal; against the taller rim it is a mild deformity; unknown variants are refused."""
+    lv = [(21, (29.0, 29.0, 28.0)), (22, (30.0, 23.5, 27.5)), (23, (30.0, 29.0, 28.5))]
+    base = grade_spine(lv)[22]
+    assert base.grade == 0 and base.height_loss_pct == pytest.approx(100 * (1 - 23.5 / 27.5), abs=0.1)
+    rim_max = grade_spine(lv, middle_reference="rim_max")[22]
+    assert rim_max.grade == 1 and rim_max.type == "biconcave"
+    rim_mean = grade_spine(lv, middle_reference="rim_mean")[22]
+    assert base.height_loss_pct < rim_mean.height_loss_pct < rim_max.height_loss_pct
+    assert grade_spine(lv, middle_reference="rim_max")[21].grade == 0
+    with pytest.raises(ValueError):
+        grade_spine(lv, middle_reference="anterior")

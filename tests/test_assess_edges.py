@@ -65,3 +65,30 @@ def test_refine_on_a_sampled_ct_beats_the_voxel():
     # NaN input passes through
     t_nan, ok_nan = refine_surfaces(crop, org[:1], np.array([0, 0, 1.0]), np.array([np.nan]), 1.0, 1.0)
     assert np.isnan(t_nan[0]) and not ok_nan[0]
+
+
+def test_subendplate_band_gates_the_thicker_plate_of_a_chronic_fracture(monkeypatch):
+    """A chronic (sclerotic, thick-endplate) fracture: its band is found, the normal levels have none, and
+    the thicker plate moves its heights towards the truth (the thin-plate model reads them low)."""
+    from kyphosim.anatomy.phantom import PhantomSpec, make_phantom
+    from kyphosim.assess import api
+
+    ph = make_phantom(PhantomSpec(levels="T12-L2", fractures=["L1:biconcave:2:chronic"], spacing_mm=(1.0, 1.0, 1.0),
+                                  orientation="RAS", seed=5))
+    truth = {lv["name"]: lv for lv in ph.truth["levels"]}
+    keys = ("height_anterior_mm", "height_middle_mm", "height_posterior_mm")
+
+    def l1_error(res):
+        lv = res.level("L1")
+        return float(np.mean([getattr(lv, k) - truth["L1"][k] for k in keys]))
+
+    res, geos, _ = api.assess_spine_detailed(ph.ct, ph.labels)
+    bands = {g.name: g.subendplate_band for g in geos.values()}
+    assert bands == {"T12": False, "L1": True, "L2": False}
+    assert "dense_endplates" in res.level("L1").flags
+    assert all("dense_endplates" not in res.level(n).flags for n in ("T12", "L2"))
+    monkeypatch.setattr(api, "SUBENDPLATE_BAND_MIN_HU", 1e9)     # no band → typical plate everywhere
+    res_thin, geos_thin, _ = api.assess_spine_detailed(ph.ct, ph.labels)
+    assert not any(g.subendplate_band for g in geos_thin.values())
+    assert abs(l1_error(res)) < abs(l1_error(res_thin))
+    assert res.level("L1").genant_grade == truth["L1"]["genant_grade"]

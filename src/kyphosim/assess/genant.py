@@ -59,6 +59,8 @@ COARSE_UNCERTAINTY_MM = 1.25
 HP_OUTLIER = 0.08
 #: with a reduced Hp, a middle deficit at least this multiple of the end deficits means biconcave, not crush
 BICONCAVE_DOMINANCE = 2.0
+#: references of a central depression (see :func:`grade_spine`)
+MIDDLE_REFERENCES = ("posterior", "rim_mean", "rim_max")
 #: a neighbour counts as a normal reference when its own-shape deficit is below this fraction
 REFERENCE_MAX_DEFICIT = 0.15
 
@@ -113,7 +115,8 @@ def _own_deficits(h: tuple, name: str) -> tuple[float | None, float | None]:
 def grade_spine(levels: list[tuple[int, tuple[float | None, float | None, float | None]]], *,
                 reliable: dict[int, bool] | None = None,
                 uncertainty_mm: dict[int, float] | None = None,
-                profile_min: dict[int, tuple[float | None, float | None]] | None = None) -> dict[int, GenantResult]:
+                profile_min: dict[int, tuple[float | None, float | None]] | None = None,
+                middle_reference: str = "posterior") -> dict[int, GenantResult]:
     """Grade every level of a spine.
 
     Parameters
@@ -125,7 +128,13 @@ def grade_spine(levels: list[tuple[int, tuple[float | None, float | None, float 
         endplate depression between the three canonical positions then counts too.
     reliable : dict, optional
         Levels whose heights may serve as neighbour references (default: all measured).
+    middle_reference : {'posterior', 'rim_mean', 'rim_max'}
+        Reference of a central (biconcave) depression when the posterior height is not reduced:
+        the own Hp (default, Eastell/McCloskey ratio Hm/Hp), the rim line at mid-depth (Ha + Hp)/2, or
+        the taller rim max(Ha, Hp). Measured alternatives (docs/assessment.md), not the default.
     """
+    if middle_reference not in MIDDLE_REFERENCES:
+        raise ValueError(f"middle_reference must be one of {MIDDLE_REFERENCES}")
     order = [lid for lid, _ in levels]
     H = dict(levels)
     names = {lid: vertebra_name(lid) for lid in order}
@@ -191,6 +200,10 @@ def grade_spine(levels: list[tuple[int, tuple[float | None, float | None, float 
         if pm[0] is not None and pm[0] < hmin:
             hmin, where = pm
         loss = max(0.0, 100.0 * (1.0 - hmin / expected))
+        if middle_reference != "posterior" and not crush:
+            # the central depression judged against the endplate rims instead of Hp alone
+            rim = 0.5 * (a + expected) if middle_reference == "rim_mean" else max(a, expected)
+            loss = max(loss, 100.0 * (1.0 - m_low / rim))
         grade = genant_grade_from_loss(loss)
         unc = (uncertainty_mm or {}).get(lid, 0.0)
         if grade == 1 and unc >= COARSE_UNCERTAINTY_MM:

@@ -288,6 +288,10 @@ class BodyGeometry:
     #: endplate thickness (mm) used for the CT edges of this body; None = the typical
     #: :data:`kyphosim.assess.edges.PLATE_MM` (``assess_spine`` sets it for markedly dense endplates)
     endplate_thickness_mm: float | None = field(repr=False, default=None)
+    #: HU under the superior / inferior endplate and of the central trabecular bone (CT attached)
+    subendplate_hu: tuple = field(repr=False, default=(None, None, None))
+    #: a band under an endplate (set by ``assess_spine``; gates the endplate-thickness correction)
+    subendplate_band: bool = field(repr=False, default=False)
 
     def attach_ct(self, ct: Volume | None) -> "BodyGeometry":
         """Use ``ct`` (HU, any grid) to place the endplate surfaces of the heights to sub-voxel precision.
@@ -299,9 +303,57 @@ class BodyGeometry:
         self.__dict__.pop("_endplate_cache", None)
         self.__dict__.pop("_ct_crop", None)
         self.__dict__.pop("_ct_cols_cache", None)
+        self.subendplate_hu = (None, None, None)
+        self.subendplate_band = False
         if ct is not None:
             self._refine_margins_ct()
+            if self.voxel_si_mm <= CT_REFINE_MAX_VOXEL_MM:
+                self.subendplate_hu = self._subendplate_hu()
         return self
+
+    def _subendplate_hu(self) -> tuple[float | None, float | None, float | None]:
+        """Mean CT (HU) of the trabecular bone just under the superior and the inferior endplate and
+        the median of the body's central trabecular bone, on the Ha/Hm/Hp columns (medians over columns).
+
+        Under-endplate window: from ½ voxel + the plate (:data:`kyphosim.assess.edges.PLATE_MM`) +
+        1.5 σ of the blur inside the mask surface, 3 mm deep, never past mid-height; centre: the middle
+        30 % of each column's height, only where the under-endplate windows stay clear of it (else None:
+        a collapsed body has no band-free centre).
+        """
+        from kyphosim.assess.edges import PLATE_MM, SIGMA_MIN_MM, SIGMA_PER_VOXEL
+
+        crop = self._crop_ct()
+        if crop is None:
+            return None, None, None
+        _, columns = self._height_layout()
+        LR = np.concatenate([c[0].ravel() for c in columns])
+        AP = np.concatenate([c[1].ravel() for c in columns])
+        tp = np.concatenate([c[2].ravel() for c in columns])
+        tm = np.concatenate([c[3].ravel() for c in columns])
+        sig = max(SIGMA_MIN_MM, SIGMA_PER_VOXEL * self.voxel_si_mm)
+        d0 = 0.5 * self.voxel_si_mm + PLATE_MM + 1.5 * sig
+        ok = np.isfinite(tp) & np.isfinite(tm) & (0.5 * (tp - tm) >= d0 + 0.5)
+        if ok.sum() < 5:
+            return None, None, None
+        org = self.frame.to_world(np.stack([LR[ok], AP[ok], np.zeros(int(ok.sum()))], axis=1))
+        tp, tm = tp[ok], tm[ok]
+        h = tp - tm
+        u = np.linspace(0.0, 1.0, 13)
+        d = d0 + u[None, :] * np.minimum(3.0, 0.5 * h - d0)[:, None]         # (M, 13), never past mid-height
+        sup = crop.lines(org, self.frame.si, tp[:, None] - d)
+        inf = crop.lines(org, self.frame.si, tm[:, None] + d)
+        import warnings
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            vals = [float(np.nanmedian(np.nanmean(sup, axis=1))), float(np.nanmedian(np.nanmean(inf, axis=1)))]
+            room = 0.35 * h >= d0 + 3.0
+            centre = None
+            if room.sum() >= 5:
+                v = np.linspace(-0.15, 0.15, 9)
+                cen = crop.lines(org[room], self.frame.si, (0.5 * (tp + tm))[room, None] + h[room, None] * v[None, :])
+                centre = float(np.nanmedian(np.nanmedian(cen, axis=1)))
+        vals = [x if np.isfinite(x) else None for x in vals]
+        return vals[0], vals[1], centre
 
     def _refine_margins_ct(self) -> None:
         """Anterior and posterior margins (hence D and the AP positions of Ha/Hm/Hp) placed on the CT.
