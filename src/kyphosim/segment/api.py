@@ -258,7 +258,8 @@ def segment_spine(ct: Volume, *, backend: str = "auto", anchor: tuple[str, float
     sub_full = _fill_nearest(np.where(seg_full > 0, sub_full, 0), seg_full > 0)
     verts = [i + 1 for i in range(nseg) if lut[i + 1] not in (0, SACRUM_ID)]
     canal = find_canal(seg_full, verts, can.spacing)
-    seg_full = cut_costal(seg_full, verts, can.spacing, canal)
+    ribbed = {i + 1 for i in range(nseg) if rib.sides[i] > 0}
+    seg_full = cut_costal(seg_full, verts, can.spacing, canal, rib_bearing=ribbed)
     sub_full = np.where(seg_full > 0, sub_full, 0)
     sub_full = axial_subregions(seg_full, verts, can.spacing, fallback=sub_full, canal=canal)
     lab_vol = can.with_data(lut[seg_full], is_label=True)

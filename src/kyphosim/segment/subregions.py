@@ -125,7 +125,8 @@ def canal_frame(canal_slices: list[np.ndarray], spacing_mm: np.ndarray) -> tuple
 
 
 def cut_costal(lab: np.ndarray, verts: list[int], spacing_mm: np.ndarray, canal: dict | None = None, *,
-               anterior_mm: float = 5.0, margin_mm: float = 5.0) -> np.ndarray:
+               anterior_mm: float = 5.0, margin_mm: float = 5.0, rib_bearing: set[int] | None = None,
+               process_reach_mm: float = 30.0) -> np.ndarray:
     """Remove rib heads and necks attached to a vertebra's mask (canonical RAS label map).
 
     No part of a vertebra lies *lateral to its body and in front of its posterior wall*: the
@@ -137,6 +138,10 @@ def cut_costal(lab: np.ndarray, verts: list[int], spacing_mm: np.ndarray, canal:
     marginal osteophytes. Voxels beyond it and in front of the canal's anterior boundary are
     removed, then whatever is no longer connected to the vertebra's largest part (the rest of a
     rib reached only through its head). Vertebrae without a closed ring in view are left as they are.
+
+    For the vertebrae in ``rib_bearing`` (ribs detected beside them), bone farther than
+    ``process_reach_mm`` lateral to the canal's side walls is removed too: a thoracic transverse
+    process ends within ~2–3 cm of the canal, the rib runs on laterally far beyond it.
     """
     sp = np.asarray(spacing_mm, float)
     if canal is None:
@@ -148,7 +153,7 @@ def cut_costal(lab: np.ndarray, verts: list[int], spacing_mm: np.ndarray, canal:
         zz = sorted(z for z in canal if canal[z][0] == v)
         if not zz:
             continue
-        y_front, _, _, _, x_c = canal_frame([canal[z][1] for z in zz], sp)
+        y_front, _, x_l, x_r, x_c = canal_frame([canal[z][1] for z in zz], sp)
         m = lab == v
         sl = ndi.find_objects(m.astype(np.uint8))[0]
         mb = m[sl]
@@ -160,6 +165,8 @@ def cut_costal(lab: np.ndarray, verts: list[int], spacing_mm: np.ndarray, canal:
         if not widths:
             continue
         costal = mb & (dx[:, None, None] > float(np.median(widths)) + margin_mm) & (Y >= y_front)
+        if rib_bearing is not None and v in rib_bearing:
+            costal |= mb & (dx[:, None, None] > 0.5 * (x_r - x_l) + process_reach_mm)
         if not costal.any():
             continue
         rest = mb & ~costal
