@@ -11,7 +11,7 @@ from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
 from kyphosim.errors import InputError
-from kyphosim.imaging.labels import SACRUM_ID, vertebra_id
+from kyphosim.imaging.labels import SACRUM_ID, level_region, vertebra_id
 from kyphosim.imaging.volume import Volume
 from kyphosim.segment.bone import extract_bone
 from kyphosim.segment.column import Axis, find_axis
@@ -258,7 +258,9 @@ def segment_spine(ct: Volume, *, backend: str = "auto", anchor: tuple[str, float
     sub_full = _fill_nearest(np.where(seg_full > 0, sub_full, 0), seg_full > 0)
     verts = [i + 1 for i in range(nseg) if lut[i + 1] not in (0, SACRUM_ID)]
     canal = find_canal(seg_full, verts, can.spacing)
-    ribbed = {i + 1 for i in range(nseg) if rib.sides[i] > 0}
+    # rib-bearing: ribs detected beside it, or named T1–T12 by unambiguous (landmark or user) labels
+    ribbed = {i + 1 for i in range(nseg) if rib.sides[i] > 0
+              or (not ambiguous and level_region(int(lut[i + 1])) == "thoracic")}
     seg_full = cut_costal(seg_full, verts, can.spacing, canal, rib_bearing=ribbed)
     sub_full = np.where(seg_full > 0, sub_full, 0)
     sub_full = axial_subregions(seg_full, verts, can.spacing, fallback=sub_full, canal=canal)
