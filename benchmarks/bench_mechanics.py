@@ -8,7 +8,7 @@ Cases (each in a fresh subprocess, so peak memory is per case):
 * ``fast-0.5mm``    the same vertebra resampled to 0.5 mm voxels (≈ 0.5 M elements, 1.7 M unknowns)
 * ``amg-1mm``       assembled block matrix + pyamg smoothed aggregation (the other kyphosim solver)
 * ``pushover-1mm``, ``pushover-1.5mm``, ``pushover-2mm``, ``pushover-3mm``
-                    nonlinear pushover (secant damage, 12 increments to 2 % apparent strain) of the same
+                    nonlinear pushover (secant damage, 10 increments to 2 % apparent strain; the defaults) of the same
                     vertebra on that grid: failure load (peak reaction), 0.2 % offset load, iterations, time
                     (grid convergence of the failure load)
 * ``demo-augmentation``  intact (L2) / fractured / augmented L1 of a ``kyphosim demo`` output folder
@@ -110,7 +110,7 @@ def run_baseline(resample_mm, tol=1e-6, maxiter=20000):
             "cpu_assembly_plus_solve_s": c2 - c0, "matrix_nnz": int(A.nnz)}
 
 
-def run_push(resample_mm, increments=12):
+def run_push(resample_mm, increments=10):
     from kyphosim.mechanics.nonlinear import PushoverSettings
     from kyphosim.mechanics.strength import prepare_model, run_pushover
 
@@ -185,12 +185,12 @@ def main() -> None:
     ap.add_argument("--demo-dir", help="kyphosim demo output folder for demo-augmentation")
     ap.add_argument("--nonlinear-mm", default="auto", help="pushover grid for demo-augmentation: auto | same | mm")
     a = ap.parse_args()
-    if a.demo_dir:
-        os.environ["KYPHOSIM_DEMO_DIR"] = a.demo_dir
-    os.environ["KYPHOSIM_NONLINEAR_MM"] = a.nonlinear_mm
     if a.child:
         _child(a.child)
         return
+    if a.demo_dir:
+        os.environ["KYPHOSIM_DEMO_DIR"] = a.demo_dir
+    os.environ["KYPHOSIM_NONLINEAR_MM"] = a.nonlinear_mm
     results = {}
     for threads in a.threads.split(","):
         env = dict(os.environ, NUMBA_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads, OMP_NUM_THREADS=threads,
