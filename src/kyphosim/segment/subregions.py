@@ -180,9 +180,24 @@ def cut_costal(lab: np.ndarray, verts: list[int], spacing_mm: np.ndarray, canal:
     return out
 
 
+def _body_outline(front: np.ndarray, closed: np.ndarray, reach_vox: float) -> np.ndarray | None:
+    """Axial outline of the body beside the pedicles: voxels in front of the canal in at least half of
+    the open-ring slices within ``reach_vox`` slices above and below the closed-ring (pedicle) slices
+    (where the body is seen without its pedicles); None when no such slice holds bone."""
+    ks = np.nonzero(closed)[0]
+    if ks.size == 0:
+        return None
+    r = max(1, int(np.ceil(reach_vox)))
+    cand = [k for k in list(range(ks.min() - r, ks.min())) + list(range(ks.max() + 1, ks.max() + 1 + r))
+            if 0 <= k < front.shape[2] and not closed[k] and front[:, :, k].any()]
+    if not cand:
+        return None
+    return front[:, :, cand].sum(axis=2) * 2 >= len(cand)
+
+
 def axial_subregions(lab: np.ndarray, verts: list[int], spacing_mm: np.ndarray,
                      fallback: np.ndarray | None = None, *, pedicle_lateral_mm: float = 12.0,
-                     canal: dict | None = None) -> np.ndarray:
+                     canal: dict | None = None, outline_reach_mm: float = 3.0) -> np.ndarray:
     """Sub-region map (kyphosim ids) on the grid of ``lab`` (canonical RAS, labels ``verts``).
 
     ``fallback`` (same grid) supplies body/posterior elements for vertebrae without a closed ring.
@@ -227,6 +242,15 @@ def axial_subregions(lab: np.ndarray, verts: list[int], spacing_mm: np.ndarray,
         X = px[sl[0]][:, None, None]
         Y = py[sl[1]][None, :, None]
         body = mb & (Y >= y_front) & np.ones(mb.shape, bool)
+        closed = np.zeros(mb.shape[2], bool)
+        closed[[z - sl[2].start for z in zz]] = True
+        foot = _body_outline(body, closed, outline_reach_mm / sp[2])
+        if foot is not None:
+            # in the pedicle (closed-ring) slices the body ends at its own outline, that of its
+            # sections just above and below the pedicles; the bone beside the canal outside it is pedicle
+            beside = np.abs(X[:, :, 0] - x_c) > 0.5 * (x_r - x_l)
+            keep2d = foot | ~beside
+            body[:, :, closed] &= keep2d[:, :, None]
         ped_zone = mb & ~body & (Y >= y_mid)
         left = ped_zone & (X < x_c) & (X >= x_l - pedicle_lateral_mm)
         right = ped_zone & (X > x_c) & (X <= x_r + pedicle_lateral_mm)
