@@ -1,14 +1,15 @@
 """Balloon inflation: volume-controlled, pressure is the result of the bone's crush resistance.
 
-Each syringe increment ΔV (``SimParams.inflation_step_ml``) the balloon must gain ΔV/v voxels. The
-candidates are the voxels face-adjacent to the balloon, inside the device envelope (a capsule of
-the nominal length whose radius makes its volume the device's maximum volume) and made of bone.
-The balloon takes the candidates with the lowest crush resistance first — trabecular bone yields
-when the pressure exceeds σ_y(ρ) (Kopperdahl et al. 2002 [S], ρ the local QCT density including
-bone already compacted into that voxel; × 0.89 in the fracture band [C]) — so the balloon pressure
-needed for this increment is
+Each syringe increment the balloon gains the ⌈f·N⌉ cheapest of its N wall candidates
+(f = ``SimParams.inflation_wall_fraction``). The candidates are the voxels face-adjacent to the
+balloon, inside the device envelope (a capsule of the nominal length whose radius makes its volume
+the device's maximum volume) and made of bone. The balloon takes the candidates with the lowest
+crush resistance first — trabecular bone yields when the pressure exceeds σ_y(ρ) (Kopperdahl et
+al. 2002 [S], ρ the local QCT density including bone already compacted into that voxel; × 0.89 in
+the fracture band [C]), averaged over a wall patch of fixed physical size (``crush_patch_mm``, the
+continuum scale) — so the balloon pressure needed for this increment is
 
-    P = max σ_y(ρ) over the voxels taken + P_wall(V),   P_wall = p_c·(V/V_max)³  [U]
+    P = max σ̄_y over the voxels taken + P_wall(V),   P_wall = p_c·(V/V_max)³  [U]
 
 Crushed bone is not destroyed: its mass moves radially outward (away from the balloon axis) into
 the first bone voxel that is not balloon, which densifies the wall (a compacted shell) and raises
