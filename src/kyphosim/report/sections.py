@@ -176,10 +176,14 @@ def strength_section(st: Mapping[str, Any], figures: Iterable[Path] = ()) -> Sec
              fmt(c.get("reaction_force_n"), 0), fmt(c.get("elements")), _law_name(c.get("material_law")),
              fmt((c.get("solver") or {}).get("iterations"))] for name, c in states.items()]
     nonlin = any((c.get("failure_load_method") == "nonlinear-pushover") for c in states.values())
+    grids = sorted({float((c.get("nonlinear") or {}).get("voxel_size_mm", [0])[0]) for c in states.values()
+                    if isinstance(c.get("nonlinear"), dict)} - {0.0})
+    grid_txt = f" on a {'/'.join(f'{g:g}' for g in grids)} mm grid" if grids else ""
     s.table(["state", "stiffness N/mm", "failure load N" + (" (nonlinear)" if nonlin else ""),
              "linear estimate N", "reaction force N", "elements", "law", "iterations"],
             rows, "Uniaxial compression between PMMA end caps. Stiffness: linear analysis. Failure load: "
-                  + ("peak reaction of a nonlinear pushover (elastic–perfectly plastic bone and PMMA); "
+                  + (f"peak reaction of a nonlinear pushover to 2 % apparent strain{grid_txt} (elastic–perfectly "
+                     "plastic bone and PMMA); "
                      if nonlin else "") + "linear estimate: 2 % of the bone volume beyond its yield strain "
                   "(kept for reference). Laws and criteria in docs/mechanics.md.")
     changes = st.get("changes") or {}
