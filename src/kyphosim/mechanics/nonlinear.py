@@ -54,6 +54,7 @@ class PushoverSettings:
     linear_tol: float = 0.1
     min_secant_fraction: float = 1e-3
     anderson: int = 4
+    inner_max_cg: int = 3
     offset_strain: float = 0.002
     stop_after_peak_drop: float = 0.05
     plateau_stop: bool = True
@@ -258,7 +259,8 @@ def pushover(mesh: VoxelMesh, K0: np.ndarray, top: np.ndarray, bottom: np.ndarra
                 b = -F * free
                 ref = float(np.linalg.norm(F[fixed]))
                 x_old = u.copy()
-                dx, cgi = _pcg_abs(pre.A, b, pre, st.linear_tol * st.equilibrium_tol * max(ref, 1e-300), 2000)
+                dx, cgi = _pcg_abs(pre.A, b, pre, st.linear_tol * st.equilibrium_tol * max(ref, 1e-300),
+                                   200 if (inc == 1 and it == 1) else st.inner_max_cg)
                 u += dx * free
                 inc_cg += cgi
                 if inc == 1 and it == 1:  # elastic solution (s = 1 everywhere): the initial stiffness
