@@ -14,6 +14,7 @@ and augmented (cement voxels → PMMA bonded to bone) states.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
@@ -47,6 +48,8 @@ NONLINEAR_METHOD = "nonlinear-pushover"
 COMPARISON_SCHEMA = "kyphosim.strength-comparison/1"
 
 Progress = Callable[[str], None]
+#: mask-normalised density resampling (``KYPHOSIM_MASKED_RESAMPLING=0``: plain trilinear, the session-1 behaviour)
+_MASKED_RESAMPLING = os.environ.get("KYPHOSIM_MASKED_RESAMPLING", "1") == "1"
 
 
 @dataclass
@@ -390,7 +393,17 @@ def prepare_model(image: Volume, labels: Volume, *, level: str | int | None = No
     grid = Volume(codes, affine, is_label=True, source_axcodes=image.source_axcodes)
     if resample_mm:
         dvol = Volume(dens, affine, source_axcodes=image.source_axcodes, meta={"units": "density"})
-        dens = np.asarray(dvol.resample(spacing=resample_mm, cval=fill_val).data, dtype=np.float32)
+        if _MASKED_RESAMPLING:
+            # mask-normalised interpolation: a bone voxel of the new grid averages bone voxels only (the
+            # background — air, disc, cap labels at 0 mg/cm³ — would otherwise dilute the cortex and endplates)
+            m = (codes == MATERIAL_CODES["bone"]).astype(np.float32)
+            num = Volume(np.where(m > 0, dens, 0.0).astype(np.float32), affine).resample(spacing=resample_mm, cval=0.0)
+            den = Volume(m, affine).resample(spacing=resample_mm, cval=0.0)
+            plain = np.asarray(dvol.resample(spacing=resample_mm, cval=fill_val).data, dtype=np.float32)
+            w = np.asarray(den.data, dtype=np.float32)
+            dens = np.where(w > 1e-3, np.asarray(num.data, np.float32) / np.maximum(w, 1e-3), plain).astype(np.float32)
+        else:
+            dens = np.asarray(dvol.resample(spacing=resample_mm, cval=fill_val).data, dtype=np.float32)
         g2 = grid.resample(spacing=resample_mm)
         codes = np.asarray(g2.data, dtype=np.uint8)
         if cem_c is not None:
