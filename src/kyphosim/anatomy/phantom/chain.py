@@ -175,6 +175,8 @@ def _joint(lo: VertebraShape, up_dims, offset_z: float, up_zped: float, up_ph: f
 
 
 def _make_joints(shapes: list[VertebraShape]) -> None:
+    """Facet joints of every pair (and virtual partners at the ends) and the partner links used to
+    keep each articular process ``FACET_CLEARANCE_MM`` off the other vertebra's bone."""
     n = len(shapes)
     for k in range(n):
         s = shapes[k]
@@ -187,11 +189,17 @@ def _make_joints(shapes: list[VertebraShape]) -> None:
             s.joint_up = _joint(s, up.dims, off, up.z_ped, up.ph, up.dims.disc_h, up.hp)
             up.joint_down = s.joint_up
             up.down_tf = (R, t)
+            up.nb_down = s
+            s.nb_up = up
+            s.up_tf = (R.T, -(R.T @ t))             # own local → upper local
         else:
             off = s.hp + s.disc_above
             s.joint_up = _joint(s, s.dims, off, s.z_ped, s.ph, s.disc_above, s.hp)
+            s.nb_up = s
+            s.up_tf = (np.eye(3), np.array([0.0, 0.0, -off]))
         if k == n - 1:
             # lowest vertebra: its inferior processes meet a virtual copy of itself below
             off = s.hp + s.disc_below
             s.joint_down = _joint(s, s.dims, off, s.z_ped, s.ph, s.disc_below, s.hp)
             s.down_tf = (np.eye(3), np.array([0.0, 0.0, off]))
+            s.nb_down = s

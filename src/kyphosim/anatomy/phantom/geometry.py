@@ -30,6 +30,10 @@ __all__ = ["VertebraShape", "Joint", "seg_dist"]
 SHELL_MM = 0.6        # cortical shell of the body (lateral, anterior, posterior walls), mm
 ENDPLATE_MM = 0.8     # bony endplate thickness, mm
 PE_CORTEX_MM = 1.2     # cortex of the posterior elements (pedicle walls, laminae), mm
+# smallest bone-to-bone distance between an articular process and the other vertebra of its joint
+# (pedicles, laminae, spinous/transverse processes, body), mm: the facet joint space width, 1.5–1.9 mm
+# (CT, Simon et al., Spine 2012;37(12):1058–64; medial zone 1.48 ± 0.44 mm), also used as the joint gap
+FACET_CLEARANCE_MM = 1.5
 WAIST = 0.07          # mid-height narrowing of the lateral/anterior walls (fraction)
 SUPERELLIPSE_P = 2.4  # cross-section exponent (2 = ellipse)
 
@@ -62,7 +66,7 @@ class Joint:
     beta_deg: float       # joint-plane angle from the sagittal plane (0 sagittal, 90 coronal)
     z_sap: tuple[float, float]   # z range of the SAP (lower frame)
     z_iap: tuple[float, float]   # z range of the IAP (lower frame)
-    gap: float = 1.5
+    gap: float = FACET_CLEARANCE_MM
     thick: float = 4.5
     half_len: float = 6.5
 
@@ -101,6 +105,12 @@ class VertebraShape:
     joint_up: Joint | None = None     # joint with the vertebra above (own frame)
     joint_down: Joint | None = None   # joint with the vertebra below (in the lower frame)
     down_tf: tuple[np.ndarray, np.ndarray] | None = None  # own local → lower local (R, t)
+    # partners of the joints, for the articular-process clearance (None = no clearance): the vertebra
+    # above and the own-local → upper-local transform, the vertebra below (at the ends of the chain a
+    # virtual copy of the vertebra itself, shifted by one level)
+    nb_up: "VertebraShape | None" = field(default=None, repr=False, compare=False)
+    up_tf: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
+    nb_down: "VertebraShape | None" = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         d = self.dims
@@ -392,16 +402,41 @@ class VertebraShape:
             out = np.minimum(out, d - r * (1.0 - 0.2 * tau))
         return out
 
+    def bone_sdf_no_facets(self, p: np.ndarray) -> np.ndarray:
+        """Union of the body, pedicles, laminae, spinous and transverse processes (no articular
+        processes), local mm: what a neighbour's articular process must keep clear of."""
+        return np.minimum.reduce([self.body_sdf(p), self.pedicle_sdf(p, -1)[0], self.pedicle_sdf(p, 1)[0],
+                                  self.lamina_sdf(p), self.spinous_sdf(p), self.tp_sdf(p)])
+
     def facet_sdf(self, p: np.ndarray) -> np.ndarray:
+        """Own articular processes: the superior pair (SAP, joint with the vertebra above) and the
+        inferior pair (IAP, joint with the vertebra below), mm.
+
+        Each process is clipped so that it keeps ``FACET_CLEARANCE_MM`` from every bone of the other
+        vertebra of its joint except that vertebra's partner process (from which the joint gap
+        separates it): ``max(sdf_process, c − sdf_other)``. The clip is only evaluated where the
+        process is within 3 mm (elsewhere the max is the process distance or larger, which keeps the
+        value a valid lower bound for culling and anti-aliasing)."""
+        c = FACET_CLEARANCE_MM
         out = np.full(len(p), np.inf)
         if self.joint_up is not None:
-            for side in (-1, 1):
-                out = np.minimum(out, self.joint_up.sdf(p, side, "sap"))
+            sap = np.minimum(self.joint_up.sdf(p, -1, "sap"), self.joint_up.sdf(p, 1, "sap"))
+            if self.nb_up is not None and self.up_tf is not None:
+                near = sap < 3.0
+                if np.any(near):
+                    R, t = self.up_tf
+                    q = p[near] @ R.T + t
+                    sap[near] = np.maximum(sap[near], c - self.nb_up.bone_sdf_no_facets(q))
+            out = np.minimum(out, sap)
         if self.joint_down is not None and self.down_tf is not None:
             R, t = self.down_tf
             q = p @ R.T + t
-            for side in (-1, 1):
-                out = np.minimum(out, self.joint_down.sdf(q, side, "iap"))
+            iap = np.minimum(self.joint_down.sdf(q, -1, "iap"), self.joint_down.sdf(q, 1, "iap"))
+            if self.nb_down is not None:
+                near = iap < 3.0
+                if np.any(near):
+                    iap[near] = np.maximum(iap[near], c - self.nb_down.bone_sdf_no_facets(q[near]))
+            out = np.minimum(out, iap)
         return out
 
     def canal_sdf(self, p: np.ndarray) -> np.ndarray:
