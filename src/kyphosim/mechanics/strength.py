@@ -345,7 +345,18 @@ def prepare_model(image: Volume, labels: Volume, *, level: str | int | None = No
             aff, shp = _aligned_grid(bone, img.affine, axis, step, (2.0 * step, cap_thickness_mm + 3.0 * step))
             like = Volume(np.zeros(shp, np.uint8), aff)
             fill0 = 0.0 if density == "calibrated" else -1024.0
-            img = Volume(img.data, img.affine, meta=dict(img.meta)).resample(like=like, order=1, cval=fill0)
+            src = Volume(img.data, img.affine, meta=dict(img.meta))
+            if _MASKED_RESAMPLING:  # mask-normalised, as for resample_mm below (bone averages bone only)
+                bm = bone.astype(np.float32)
+                num = Volume(np.where(bone, np.asarray(img.data, np.float32), 0.0).astype(np.float32),
+                             img.affine).resample(like=like, order=1, cval=0.0)
+                den = np.asarray(Volume(bm, img.affine).resample(like=like, order=1, cval=0.0).data, np.float32)
+                plain = src.resample(like=like, order=1, cval=fill0)
+                vals = np.where(den > 1e-3, np.asarray(num.data, np.float32) / np.maximum(den, 1e-3),
+                                np.asarray(plain.data, np.float32)).astype(np.float32)
+                img = Volume(vals, plain.affine, meta=dict(plain.meta))
+            else:
+                img = src.resample(like=like, order=1, cval=fill0)
             lab = Volume(labd, lab.affine, is_label=True).resample(like=like)
             labd = np.asarray(lab.data)
             bone, bone_desc = _resolve_bone(labd, level, bone_labels)
@@ -399,9 +410,10 @@ def prepare_model(image: Volume, labels: Volume, *, level: str | int | None = No
             m = (codes == MATERIAL_CODES["bone"]).astype(np.float32)
             num = Volume(np.where(m > 0, dens, 0.0).astype(np.float32), affine).resample(spacing=resample_mm, cval=0.0)
             den = Volume(m, affine).resample(spacing=resample_mm, cval=0.0)
-            plain = np.asarray(dvol.resample(spacing=resample_mm, cval=fill_val).data, dtype=np.float32)
+            # (a bone voxel of the new grid has a bone voxel nearest to it, so w > 0 wherever the value is used)
             w = np.asarray(den.data, dtype=np.float32)
-            dens = np.where(w > 1e-3, np.asarray(num.data, np.float32) / np.maximum(w, 1e-3), plain).astype(np.float32)
+            dens = np.where(w > 1e-3, np.asarray(num.data, np.float32) / np.maximum(w, 1e-3),
+                            np.float32(fill_val)).astype(np.float32)
         else:
             dens = np.asarray(dvol.resample(spacing=resample_mm, cval=fill_val).data, dtype=np.float32)
         g2 = grid.resample(spacing=resample_mm)
