@@ -42,6 +42,9 @@ def _round(x, nd=2):
     return round(xf, nd) if np.isfinite(xf) else None
 
 
+#: without a sub-endplate band, an endplate mass this many times the spine's median marks dense/thick
+#: endplates (≈ 2.5 SD of the level-to-level scatter of normal phantom levels)
+DENSE_ENDPLATE_RATIO = 1.3
 #: largest endplate thickness, as a multiple of the typical plate, given to a level with dense endplates
 DENSE_ENDPLATE_MAX_RATIO = 2.5
 
@@ -68,12 +71,13 @@ def _subendplate_bands(geos: dict[int, BodyGeometry]) -> None:
 
 
 def _dense_endplates(geos: dict[int, BodyGeometry]) -> None:
-    """A level with a sub-endplate band (remodelling of a fracture; :func:`_subendplate_bands`) whose endplates
-    are heavier than the spine's typical endplate gets a proportionally thicker plate in the CT edge
-    model — at a fixed bone density the fitted plate mass scales with its thickness — which moves its
-    outer surfaces out by half the extra thickness (flag ``dense_endplates``). Levels without a band
-    keep the typical plate: the level-to-level scatter of the fitted mass of normal endplates (5–95 %
-    range 0.83–1.18 of the median on the phantom cohort) is noise, not thickness."""
+    """Levels with markedly heavier endplates than the spine's typical endplate get a proportionally
+    thicker plate in the CT edge model — at a fixed bone density the fitted plate mass scales with its
+    thickness — which moves their outer surfaces out by half the extra thickness (flag
+    ``dense_endplates``). "Markedly": a mass above :data:`DENSE_ENDPLATE_RATIO` × the spine's median
+    (the session-1 rule: beyond the level-to-level scatter of normal endplates, 5–95 % range
+    0.83–1.18), or above the median at all for a level with a sub-endplate band
+    (:func:`_subendplate_bands`), whose remodelling is independent evidence of a thicker plate."""
     from kyphosim.assess.edges import PLATE_MM
 
     mass = {lid: g.plate_mass_hu_mm() for lid, g in geos.items()}
@@ -82,7 +86,9 @@ def _dense_endplates(geos: dict[int, BodyGeometry]) -> None:
         return
     ref = float(np.median(vals))
     for lid, m in mass.items():
-        if not geos[lid].subendplate_band or m is None or m <= ref:
+        if m is None or m <= ref:
+            continue
+        if not (geos[lid].subendplate_band or m > DENSE_ENDPLATE_RATIO * ref):
             continue
         geos[lid].endplate_thickness_mm = PLATE_MM * min(m / ref, DENSE_ENDPLATE_MAX_RATIO)
         geos[lid].flags.append("dense_endplates")
