@@ -509,19 +509,19 @@ def _patch_average(res: np.ndarray, loc: np.ndarray, tissue: np.ndarray, shape, 
     hi = np.minimum(hi + pad, np.asarray(shape))
     shp = tuple(int(x) for x in hi - lo)
     rel = tuple((loc[ok] - lo).T)
-    num = np.zeros(shp)
-    den = np.zeros(shp)
+    num = np.zeros(shp, np.float32)
+    den = np.zeros(shp, np.float32)
     num[rel] = res[ok]
     den[rel] = 1.0
     num = ndi.gaussian_filter(num, sigma_vox, truncate=2.0, mode="constant")
     den = ndi.gaussian_filter(den, sigma_vox, truncate=2.0, mode="constant")
     out = res.copy()
-    out[ok] = num[rel] / np.maximum(den[rel], 1e-12)
+    out[ok] = num[rel].astype(float) / np.maximum(den[rel].astype(float), 1e-12)
     return out
 
 
 def _side_wall_contact_mm2(model: VertebraModel, occ: np.ndarray, run: BalloonRun, envbox) -> float:
-    box, _ = envbox
+    box, _ = _active_box(occ, run, envbox)      # the balloon's bounding box ± 2 voxels holds its 1-voxel shell
     B = occ[box] == run.index + 1
     nb = ndi.binary_dilation(B, structure=_STRUCT6) & ~B
     wall = _SIDE_WALL[model.tissue[box]] & (model.rho[box] > 0)
