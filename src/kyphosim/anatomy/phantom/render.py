@@ -521,12 +521,17 @@ def render(spec: PhantomSpec, shapes: list[VertebraShape], grid: Grid, progress=
 
 
 def finish_ct(ct: np.ndarray, grid: Grid, spec: PhantomSpec) -> np.ndarray:
-    """CT point-spread function (Gaussian, FWHM in-plane; slice profile along z), noise, scanner gain."""
+    """CT point-spread function, noise, scanner gain.
+
+    The PSF is Gaussian with FWHM ``blur_fwhm_mm``, widened along every axis whose voxel is coarser
+    to a profile of FWHM ≈ the voxel extent (σ = 0.42·spacing): a sample is an average over its
+    voxel (the slice-sensitivity profile along a thick-slice axis, and the footprint of a coarse
+    in-plane pixel alike; a 3 mm voxel along AP is as blurred along AP as a 3 mm slice is along z)."""
     sp = grid.spacing
     out = ct
     if spec.blur_fwhm_mm > 0:
         sig_mm = spec.blur_fwhm_mm / 2.3548
-        sig = np.array([sig_mm, sig_mm, max(sig_mm, 0.42 * sp[2])]) / sp
+        sig = np.maximum(sig_mm, 0.42 * np.asarray(sp, float)) / sp
         out = ndimage.gaussian_filter(out, sig, mode="nearest")
     if spec.noise_hu > 0:
         rng = rng_for(spec.seed, 0, "noise")
