@@ -58,7 +58,7 @@ class PushoverSettings:
     offset_strain: float = 0.002
     stop_after_peak_drop: float = 0.05
     plateau_stop: bool = True
-    plateau_rise: float = 0.002
+    plateau_slope: float = 0.002
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -315,10 +315,13 @@ def pushover(mesh: VoxelMesh, K0: np.ndarray, top: np.ndarray, bottom: np.ndarra
                 stopped = f"reaction fell {st.stop_after_peak_drop:.0%} below the peak"
                 break
             if st.plateau_stop and inc >= 3:
-                F1, F2 = curve[-3]["reaction_force_n"], reaction
-                if F2 - F1 <= st.plateau_rise * F2 * 2:  # < plateau_rise per increment over two increments
-                    stopped = (f"plateau: the reaction rose less than {st.plateau_rise:.1%} per increment "
-                               f"over two increments")
+                # plateau: over the last two increments the curve's slope fell below plateau_slope × k0
+                # (independent of the increment size; a perfectly plastic mechanism has slope 0)
+                c1 = curve[-3]
+                slope = (reaction - c1["reaction_force_n"]) / max(d - c1["displacement_mm"], 1e-300)
+                if slope <= st.plateau_slope * k0:
+                    stopped = (f"plateau: slope over the last two increments below {st.plateau_slope:.1%} of the "
+                               f"elastic stiffness")
                     break
     dd = np.array([c["displacement_mm"] for c in curve])
     FF = np.array([c["reaction_force_n"] for c in curve])
