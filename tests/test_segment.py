@@ -268,3 +268,26 @@ def test_refine_native_redraws_boundary_fills_marrow_drops_other_bone(frac):
     assert (m & rib).sum() < 0.05 * rib.sum()          # the separate bar is another bone
     inner = ndi.binary_erosion(truth, iterations=4)
     assert m[inner].mean() > 0.99                        # fatty marrow below any bone threshold is filled
+
+
+def test_reassign_by_connectivity_follows_bone_not_the_joint_space():
+    """A process joined to body 1 by bright bone but labelled 2, with a dark 1-voxel joint space to
+    vertebra 2's own bone, goes back to 1; an owner in ``keep`` or without a body seed keeps it."""
+    from kyphosim.segment.refine import reassign_by_connectivity
+
+    hu = np.full((30, 12, 12), -50.0, np.float32)
+    lab = np.zeros(hu.shape, np.int32)
+    seeds = np.zeros(hu.shape, np.int32)
+    hu[2:8, 2:10, 2:10] = 600; lab[2:8, 2:10, 2:10] = 1; seeds[3:7, 3:9, 3:9] = 1    # body 1
+    hu[22:28, 2:10, 2:10] = 600; lab[22:28, 2:10, 2:10] = 2; seeds[23:27, 3:9, 3:9] = 2  # body 2
+    hu[8:14, 5:7, 5:7] = 700; lab[8:12, 5:7, 5:7] = 1; lab[12:14, 5:7, 5:7] = 2       # 1's pedicle + process
+    hu[14, 5:7, 5:7] = 150; lab[14, 5:7, 5:7] = 2        # joint space: partial-volume contact, darker
+    hu[15:22, 5:7, 5:7] = 700; lab[15:22, 5:7, 5:7] = 2   # 2's own process
+    out = reassign_by_connectivity(lab, seeds, hu, 2)
+    assert (out[12:14, 5:7, 5:7] == 1).all()              # process back to the body it is joined to
+    assert (out[15:22, 5:7, 5:7] == 2).all() and (out[22:28] == lab[22:28]).all()
+    assert (out[lab == 0] == 0).all()
+    kept = reassign_by_connectivity(lab, seeds, hu, 2, keep=(2,))
+    assert (kept == lab).all()
+    no_seed = reassign_by_connectivity(lab, np.where(seeds == 2, 2, 0), hu, 2)
+    assert (no_seed == lab).all()

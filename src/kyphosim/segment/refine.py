@@ -23,7 +23,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["fill_sections", "fill_axial_holes", "complete_labels", "refine_labels", "refine_native", "halfmax_bone"]
+__all__ = ["fill_sections", "fill_axial_holes", "complete_labels", "refine_labels", "refine_native", "halfmax_bone",
+           "reassign_by_connectivity"]
 
 
 def fill_sections(mask: np.ndarray, axes: tuple[int, ...] = (0, 1)) -> np.ndarray:
@@ -222,4 +223,45 @@ def refine_native(lab: np.ndarray, hu: np.ndarray, spacing_mm: np.ndarray, corti
         solid = ndi.binary_opening(solid) | deep     # noise spurs on the filled (solid) mask
         o = out[box]
         o[solid & (o == 0)] = k
+    return out
+
+
+
+def reassign_by_connectivity(lab: np.ndarray, seeds: np.ndarray, hu: np.ndarray, n: int, *,
+                             keep: tuple[int, ...] = (), sigma_vox: float = 0.35) -> np.ndarray:
+    """Re-own the vertebra voxels by bony connectivity to a vertebral body (canonical arrays).
+
+    ``lab`` holds the native-grid vertebrae 1…n; ``seeds`` (same grid, labels 1…n, 0 elsewhere) their
+    bodies. Inside the union of the vertebrae a marker watershed floods from the seeds over the
+    negated, lightly smoothed CT (Gaussian, ``sigma_vox`` voxels): an articular process is reached
+    through its own pedicle and lamina, whose cortex is bright all along, before the flood of a
+    neighbour can cross the facet joint space, a dark valley between two bright articular plates.
+    A voxel changes label only when its present owner's body lies in the same connected piece of the
+    union (otherwise its connection runs outside the field of view or across a gap: nothing to
+    compare), and never when its owner is in ``keep`` (vertebrae cut by the field of view: their
+    pedicles may lie outside it; they may still take back their own processes).
+    """
+    from skimage.segmentation import watershed
+
+    seeded = np.zeros(n + 1, bool)
+    seeded[np.unique(seeds[(seeds > 0) & (seeds <= n)])] = True
+    seeded[0] = False
+    u = seeded[lab]                      # vertebrae without a body seed take no part
+    if not u.any():
+        return lab
+    sl = ndi.find_objects(u.astype(np.uint8))[0]
+    sub_u = u[sl]
+    old = lab[sl]
+    mk = np.where(sub_u & seeded[seeds[sl]], seeds[sl], 0).astype(np.int32)
+    img = -ndi.gaussian_filter(hu[sl].astype(np.float32), sigma_vox)
+    ws = watershed(img, markers=mk, mask=sub_u)
+    comp, nc = ndi.label(sub_u)
+    has = np.zeros((nc + 1) * (n + 1), bool)
+    has[comp[mk > 0].astype(np.int64) * (n + 1) + mk[mk > 0]] = True
+    frozen = np.zeros(n + 1, bool)
+    frozen[[k for k in keep if 0 < k <= n]] = True
+    chg = (ws > 0) & (ws != old) & has[comp.astype(np.int64) * (n + 1) + old] & ~frozen[old]
+    out = lab.copy()
+    o = out[sl]
+    o[chg] = ws[chg]
     return out
