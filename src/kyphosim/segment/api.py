@@ -29,7 +29,7 @@ SCHEMA = "kyphosim.segmentation/1"
 BOUNDARY_FRACTION = 0.3
 #: posterior elements are re-owned by bony connectivity (refine.reassign_by_connectivity) only when no
 #: voxel edge exceeds this (mm): the facet joint space is 1-2 mm; on 3 mm slices it is partial-volumed
-#: away and the flood crosses it (measured: verse007/012 whole-vertebra Dice -0.01 to -0.13)
+#: away and the flood crosses it (measured: verse007/012 whole-vertebra Dice -0.05 to -0.10 per level)
 OWNERSHIP_MAX_SPACING_MM = 2.0
 
 
