@@ -34,3 +34,15 @@ def cli():
         return code, cap.out, cap.err
 
     return run
+
+
+@pytest.fixture(scope="module")
+def one_numba_thread():
+    """The test machine is shared: one numba thread avoids waiting on descheduled workers
+    (module-wide; use with ``pytestmark = pytest.mark.usefixtures("one_numba_thread")``)."""
+    import numba
+
+    old = numba.get_num_threads()
+    numba.set_num_threads(1)
+    yield
+    numba.set_num_threads(old)

@@ -19,15 +19,7 @@ from kyphosim.mechanics.strength import ModelInput, analyse_model
 BONE, CINF, CSUP, CEM = (MATERIAL_CODES[k] for k in ("bone", "cap_inferior", "cap_superior", "cement"))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """The test machine is shared: one numba thread avoids waiting on descheduled workers."""
-    import numba
-
-    old = numba.get_num_threads()
-    numba.set_num_threads(1)
-    yield
-    numba.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_numba_thread")
 
 
 def _block_model(E: np.ndarray, spacing=(1.0, 1.0, 1.0), caps_E: float | None = None) -> ModelInput:

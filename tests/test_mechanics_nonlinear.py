@@ -16,14 +16,7 @@ SY = 4.0          # bone compressive yield stress of the test blocks, MPa
 EB = 500.0        # bone modulus, MPa
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    import numba
-
-    old = numba.get_num_threads()
-    numba.set_num_threads(1)
-    yield
-    numba.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_numba_thread")
 
 
 def _block(shape=(6, 5, 10), insert=None) -> ModelInput:

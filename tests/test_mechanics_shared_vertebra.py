@@ -10,17 +10,7 @@ from kyphosim.imaging.volume import Volume
 from kyphosim.mechanics import compute_strength
 from kyphosim.mechanics.strength import analyse_model, prepare_model
 
-pytestmark = pytest.mark.realdata
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    import numba
-
-    old = numba.get_num_threads()
-    numba.set_num_threads(1)
-    yield
-    numba.set_num_threads(old)
+pytestmark = [pytest.mark.realdata, pytest.mark.usefixtures("one_numba_thread")]
 
 
 @pytest.fixture(scope="module")

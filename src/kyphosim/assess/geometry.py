@@ -30,7 +30,7 @@ Public API
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Sequence
 
@@ -292,6 +292,12 @@ class BodyGeometry:
     subendplate_hu: tuple = field(repr=False, default=(None, None, None))
     #: a band under an endplate (set by ``assess_spine``; gates the endplate-thickness correction)
     subendplate_band: bool = field(repr=False, default=False)
+
+    def with_occupancy(self, occupancy: np.ndarray, affine: np.ndarray) -> "BodyGeometry":
+        """The same body frame and margins, reading the endplate surfaces from another occupancy
+        grid (``occupancy`` 0–1 on the voxel grid of ``affine``, voxel → world mm) — e.g. the same
+        body after an endplate moved. Mask-only (no CT attached); caches are not carried over."""
+        return replace(self, _sampler=_Sampler(occupancy, np.asarray(affine, float)), ct=None)
 
     def attach_ct(self, ct: Volume | None) -> "BodyGeometry":
         """Use ``ct`` (HU, any grid) to place the endplate surfaces of the heights to sub-voxel precision.

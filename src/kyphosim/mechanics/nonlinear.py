@@ -134,32 +134,6 @@ def yield_index(strain: np.ndarray, E0: np.ndarray, nu: float, sigma_yc: np.ndar
     return out
 
 
-def _pcg_abs(Aop, b, M, atol, maxiter):
-    """PCG from x = 0 stopping at ‖b − A x‖ ≤ atol (absolute); returns x, iterations."""
-    x = np.zeros_like(b)
-    r = b.copy()
-    if float(np.linalg.norm(r)) <= atol:
-        return x, 0
-    z = M(r)
-    p = z.copy()
-    rz = float(r @ z)
-    it = 0
-    while it < maxiter:
-        q = Aop(p)
-        alpha = rz / float(p @ q)
-        x += alpha * p
-        r -= alpha * q
-        it += 1
-        if float(np.linalg.norm(r)) <= atol:
-            break
-        z = M(r)
-        rz_new = float(r @ z)
-        p *= rz_new / rz
-        p += z
-        rz = rz_new
-    return x, it
-
-
 def _offset_yield(d: np.ndarray, F: np.ndarray, k0: float, offset_mm: float) -> float:
     """Load where the curve crosses the line F = k0·(δ − offset) (linear interpolation); nan if never."""
     g = F - k0 * (d - offset_mm)
@@ -259,8 +233,8 @@ def pushover(mesh: VoxelMesh, K0: np.ndarray, top: np.ndarray, bottom: np.ndarra
                 b = -F * free
                 ref = float(np.linalg.norm(F[fixed]))
                 x_old = u.copy()
-                dx, cgi = _pcg_abs(pre.A, b, pre, st.linear_tol * st.equilibrium_tol * max(ref, 1e-300),
-                                   200 if (inc == 1 and it == 1) else st.inner_max_cg)
+                dx, cgi, _ = fe.pcg_until(pre.A, b, pre, st.linear_tol * st.equilibrium_tol * max(ref, 1e-300),
+                                          200 if (inc == 1 and it == 1) else st.inner_max_cg)
                 u += dx * free
                 inc_cg += cgi
                 if inc == 1 and it == 1:  # elastic solution (s = 1 everywhere): the initial stiffness

@@ -546,31 +546,42 @@ class _ThreadLimit:
 
 
 # ----------------------------------------------------------------------------------- PCG
-def _pcg(Aop, b, M, tol, maxiter, x0=None):
+def pcg_until(Aop, b, M, stop_norm, maxiter, x0=None):
+    """Preconditioned conjugate gradients until the recurrence residual ‖b − A x‖ ≤ ``stop_norm``
+    (absolute) or ``maxiter`` iterations; returns (x, iterations, residual norms per iteration)."""
     x = np.zeros_like(b) if x0 is None else x0.copy()
     r = b - Aop(x) if x0 is not None else b.copy()
-    bn = float(np.linalg.norm(b))
-    if bn == 0:
-        return x, 0, 0.0, [0.0]
+    norms = [float(np.linalg.norm(r))]
+    it = 0
+    if norms[-1] <= stop_norm:
+        return x, it, norms
     z = M(r)
     p = z.copy()
     rz = float(r @ z)
-    hist = [float(np.linalg.norm(r)) / bn]
-    it = 0
-    while hist[-1] > tol and it < maxiter:
+    while it < maxiter:
         q = Aop(p)
         alpha = rz / float(p @ q)
         x += alpha * p
         r -= alpha * q
         it += 1
-        hist.append(float(np.linalg.norm(r)) / bn)
-        if hist[-1] <= tol:
+        norms.append(float(np.linalg.norm(r)))
+        if norms[-1] <= stop_norm:
             break
         z = M(r)
         rz_new = float(r @ z)
         p *= rz_new / rz
         p += z
         rz = rz_new
+    return x, it, norms
+
+
+def _pcg(Aop, b, M, tol, maxiter, x0=None):
+    """PCG to the relative tolerance ``tol``; returns x, iterations, true relative residual, history."""
+    bn = float(np.linalg.norm(b))
+    if bn == 0:
+        return (np.zeros_like(b) if x0 is None else x0.copy()), 0, 0.0, [0.0]
+    x, it, norms = pcg_until(Aop, b, M, tol * bn, maxiter, x0)
+    hist = [v / bn for v in norms]
     # true residual
     res = float(np.linalg.norm(b - Aop(x))) / bn
     return x, it, res, hist

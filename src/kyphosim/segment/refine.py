@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["fill_sections", "fill_axial_holes", "complete_labels", "refine_labels", "refine_native", "halfmax_bone",
+__all__ = ["fill_sections", "fill_axial_holes", "complete_labels", "refine_native", "halfmax_bone",
            "reassign_by_connectivity"]
 
 
@@ -108,39 +108,6 @@ def _band_element(band_mm: float, sp: np.ndarray) -> np.ndarray:
     g = np.meshgrid(*[np.arange(-r, r + 1) * s for r, s in zip(rad, sp)], indexing="ij")
     st[(g[0] ** 2 + g[1] ** 2 + g[2] ** 2) <= max(band_mm, float(sp.max())) ** 2 + 1e-6] = True
     return st
-
-
-def refine_labels(lab: np.ndarray, hu: np.ndarray, spacing_mm: np.ndarray, cortical_hu: float, n: int,
-                  band_mm: float = 2.0, floor_frac: float = 0.75, sigma_vox: float = 0.35,
-                  frac: float = 0.3) -> np.ndarray:
-    """Re-draw each label's boundary on the full-resolution CT (canonical arrays, same grid).
-
-    ``lab`` holds labels 1…n brought to this grid by nearest neighbour; ``hu`` is the CT (HU). Band
-    voxels are bone by :func:`halfmax_bone` (floor ``floor_frac · cortical_hu``) or enclosed in their
-    sagittal/coronal section.
-    """
-    sp = np.asarray(spacing_mm, float)
-    st = _band_element(band_mm, sp)
-    rad = (np.asarray(st.shape) - 1) // 2
-    out = np.zeros_like(lab)
-    margin = int(rad.max()) + 2 + int(np.ceil(3.0 / sp.min()))
-    for k, box in enumerate(_boxes(lab, n, margin=margin), start=1):
-        if box is None:
-            continue
-        sub = lab[box]
-        m = sub == k
-        if m.sum() < 10:
-            out[box][m] = k
-            continue
-        hi = halfmax_bone(hu[box], sp, floor_frac * cortical_hu, sigma_vox=sigma_vox, frac=frac)
-        core = ndi.binary_erosion(m, structure=st)
-        grow = ndi.binary_dilation(m, structure=st) & ((sub == 0) | m)
-        new = core | (grow & hi)
-        new = fill_sections(new) & grow
-        new = ndi.binary_opening(new) | core
-        o = out[box]
-        o[new & (o == 0)] = k
-    return out
 
 
 def fill_axial_holes(mask: np.ndarray, spacing_mm: np.ndarray, max_mm2: float) -> np.ndarray:

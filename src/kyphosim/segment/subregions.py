@@ -124,6 +124,19 @@ def canal_frame(canal_slices: list[np.ndarray], spacing_mm: np.ndarray) -> tuple
     return float(np.median(fronts)), float(np.median(mids)), x_l, x_r, 0.5 * (x_l + x_r)
 
 
+def _canal_framed(lab: np.ndarray, verts: list[int], canal: dict, sp: np.ndarray):
+    """For each vertebra of ``verts`` owning canal sections: (label, its canal slice indices in
+    order, :func:`canal_frame` of those sections, the bounding-box slices of its voxels, its mask
+    within that box)."""
+    for v in verts:
+        zz = sorted(z for z in canal if canal[z][0] == v)
+        if not zz:
+            continue
+        m = lab == v
+        sl = ndi.find_objects(m.astype(np.uint8))[0]
+        yield v, zz, canal_frame([canal[z][1] for z in zz], sp), sl, m[sl]
+
+
 def cut_costal(lab: np.ndarray, verts: list[int], spacing_mm: np.ndarray, canal: dict | None = None, *,
                anterior_mm: float = 5.0, margin_mm: float = 5.0, rib_bearing: set[int] | None = None,
                process_reach_mm: float = 30.0) -> np.ndarray:
@@ -149,14 +162,7 @@ def cut_costal(lab: np.ndarray, verts: list[int], spacing_mm: np.ndarray, canal:
     out = lab.copy()
     px = np.arange(lab.shape[0]) * sp[0]
     py = np.arange(lab.shape[1]) * sp[1]
-    for v in verts:
-        zz = sorted(z for z in canal if canal[z][0] == v)
-        if not zz:
-            continue
-        y_front, _, x_l, x_r, x_c = canal_frame([canal[z][1] for z in zz], sp)
-        m = lab == v
-        sl = ndi.find_objects(m.astype(np.uint8))[0]
-        mb = m[sl]
+    for v, zz, (y_front, _, x_l, x_r, x_c), sl, mb in _canal_framed(lab, verts, canal, sp):
         dx = np.abs(px[sl[0]] - x_c)
         Y = py[sl[1]][None, :, None]
         ant = mb & (Y >= y_front + anterior_mm)
@@ -231,14 +237,7 @@ def axial_subregions(lab: np.ndarray, verts: list[int], spacing_mm: np.ndarray,
     # per vertebra: body in front of the canal, pedicles beside its anterior half
     px = np.arange(lab.shape[0]) * sp[0]
     py = np.arange(lab.shape[1]) * sp[1]
-    for v in verts:
-        zz = [z for z in zs if canal[z][0] == v]
-        if not zz:
-            continue
-        y_front, y_mid, x_l, x_r, x_c = canal_frame([canal[z][1] for z in zz], sp)
-        m = lab == v
-        sl = ndi.find_objects(m.astype(np.uint8))[0]
-        mb = m[sl]
+    for v, zz, (y_front, y_mid, x_l, x_r, x_c), sl, mb in _canal_framed(lab, verts, canal, sp):
         X = px[sl[0]][:, None, None]
         Y = py[sl[1]][None, :, None]
         body = mb & (Y >= y_front) & np.ones(mb.shape, bool)

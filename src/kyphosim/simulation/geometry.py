@@ -88,34 +88,9 @@ def assess_heights(body: np.ndarray, affine: np.ndarray, label: int, si_hint: np
     """Heights of a model-grid body mask measured by the assessment module's own code
     (``kyphosim.assess.geometry.vertebral_body_geometry(...).measure_heights()``), so the numbers
     match ``kyphosim assess``. Falls back to :func:`measure_heights` when assess is unavailable or
-    fails; returns (heights, source)."""
-    from kyphosim.imaging.volume import Volume
-
+    fails; returns (heights, source). One-off form of :class:`HeightGauge`."""
     sp = float(np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0)).mean()) if spacing_mm is None else spacing_mm
-    own = measure_heights(body, sp)
-    try:
-        from kyphosim.assess.geometry import vertebral_body_geometry
-
-        idx = np.argwhere(body)
-        lo = np.maximum(idx.min(axis=0) - 3, 0)
-        hi = np.minimum(idx.max(axis=0) + 4, np.asarray(body.shape))
-        crop = body[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-        aff = np.array(affine, float).copy()
-        aff[:3, 3] = aff[:3, :3] @ lo + aff[:3, 3]
-        lab = Volume(crop.astype(np.uint8) * np.uint8(label), aff, is_label=True)
-        sub = Volume(crop.astype(np.uint8), aff, is_label=True)
-        g = vertebral_body_geometry(lab, int(label), sub, si_hint=si_hint)
-        hh = g.measure_heights()
-        ha, hm, hp = hh.as_tuple()
-        if None in (ha, hm, hp):
-            return own, "simulation.geometry (assess returned no height)"
-        out = dict(own)
-        out.update({"anterior_mm": float(ha), "middle_mm": float(hm), "posterior_mm": float(hp)})
-        if hh.wedge_angle_deg is not None:
-            out["wedge_angle_deg"] = float(hh.wedge_angle_deg)
-        return out, "kyphosim.assess"
-    except Exception as exc:  # noqa: BLE001 - a measurement fallback, reported in the notes
-        return own, f"simulation.geometry ({type(exc).__name__})"
+    return HeightGauge(body, affine, label, si_hint, sp)(body)
 
 
 class HeightGauge:
@@ -160,13 +135,8 @@ class HeightGauge:
         if self.geometry is None:
             return own, self.error
         try:
-            from dataclasses import replace
-
-            from kyphosim.assess.geometry import _Sampler
-
             # the occupancy over the whole crop (all k: a lifted endplate stays inside), in world mm
-            g = replace(self.geometry, _sampler=_Sampler(body[self.box], self.affine))
-            hh = g.measure_heights()
+            hh = self.geometry.with_occupancy(body[self.box], self.affine).measure_heights()
             ha, hm, hp = hh.as_tuple()
             if None in (ha, hm, hp):
                 return own, "simulation.geometry (assess returned no height)"

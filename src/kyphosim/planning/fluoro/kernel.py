@@ -29,6 +29,17 @@ PLANES_ROW_BLOCK = 16
 
 
 @nb.njit(inline="always", cache=True)
+def _pixel_ray(src, det0, du, dv, r, c):  # pragma: no cover - jit
+    """Unit direction (world) from the focal spot to the centre of detector pixel (r, c), and the
+    distance to it (mm)."""
+    px = det0[0] + c * du[0] + r * dv[0] - src[0]
+    py = det0[1] + c * du[1] + r * dv[1] - src[1]
+    pz = det0[2] + c * du[2] + r * dv[2] - src[2]
+    length = math.sqrt(px * px + py * py + pz * pz)
+    return px / length, py / length, pz / length, length
+
+
+@nb.njit(inline="always", cache=True)
 def _clip_slab(origin, direction, hi, t0, t1, ok):  # pragma: no cover - jit
     """Clip the ray parameter interval [t0, t1] to the slab 0 ≤ origin + t·direction ≤ hi of one
     voxel-index axis; ``ok`` turns False when a ray parallel to the slab lies outside it."""
@@ -55,13 +66,7 @@ def _project_kernel(vol, inv_lin, inv_off, src, det0, du, dv, rows, cols, step_m
     o2 = inv_lin[2, 0] * src[0] + inv_lin[2, 1] * src[1] + inv_lin[2, 2] * src[2] + inv_off[2]
     for r in nb.prange(rows):
         for c in range(cols):
-            px = det0[0] + c * du[0] + r * dv[0] - src[0]
-            py = det0[1] + c * du[1] + r * dv[1] - src[1]
-            pz = det0[2] + c * du[2] + r * dv[2] - src[2]
-            length = math.sqrt(px * px + py * py + pz * pz)
-            px /= length
-            py /= length
-            pz /= length
+            px, py, pz, length = _pixel_ray(src, det0, du, dv, r, c)
             # direction in voxel units per mm
             d0 = inv_lin[0, 0] * px + inv_lin[0, 1] * py + inv_lin[0, 2] * pz
             d1 = inv_lin[1, 0] * px + inv_lin[1, 1] * py + inv_lin[1, 2] * pz
@@ -165,13 +170,7 @@ def _joseph_kernel(flat, shape, strides, inv_lin, inv_off, src, det0, du, dv, ro
     for r in nb.prange(rows):
         dd = np.empty(3)
         for c in range(cols):
-            px = det0[0] + c * du[0] + r * dv[0] - src[0]
-            py = det0[1] + c * du[1] + r * dv[1] - src[1]
-            pz = det0[2] + c * du[2] + r * dv[2] - src[2]
-            length = math.sqrt(px * px + py * py + pz * pz)
-            px /= length
-            py /= length
-            pz /= length
+            px, py, pz, length = _pixel_ray(src, det0, du, dv, r, c)
             t0 = 0.0
             t1 = length
             ok = True
