@@ -149,6 +149,18 @@ class ModelInput:
 
 
 # ----------------------------------------------------------------------------------- preparation
+def _bone_weighted_resample(values, bone: np.ndarray, affine: np.ndarray, fallback, **grid) -> np.ndarray:
+    """Linear resampling of ``values`` in which a new voxel averages bone voxels only: the
+    interpolated ``values·bone`` divided by the interpolated ``bone`` weight w; ``fallback`` (an
+    array on the new grid or a scalar) where w ≤ 1e-3. ``grid``: ``like=`` or ``spacing=`` as for
+    :meth:`Volume.resample`. Returns float32 values on the new grid."""
+    num = Volume(np.where(bone, np.asarray(values, np.float32), 0.0).astype(np.float32), affine)
+    den = Volume(np.asarray(bone, np.float32), affine)
+    w = np.asarray(den.resample(order=1, cval=0.0, **grid).data, np.float32)
+    v = np.asarray(num.resample(order=1, cval=0.0, **grid).data, np.float32)
+    return np.where(w > 1e-3, v / np.maximum(w, 1e-3), fallback).astype(np.float32)
+
+
 def _as_label_volume(v: Volume, like: Volume, what: str) -> Volume:
     """``v`` as a label map on ``like``'s grid (nearest-neighbour resampling when the grids differ)."""
     data = np.asarray(v.data)
@@ -347,13 +359,9 @@ def prepare_model(image: Volume, labels: Volume, *, level: str | int | None = No
             fill0 = 0.0 if density == "calibrated" else -1024.0
             src = Volume(img.data, img.affine, meta=dict(img.meta))
             if _MASKED_RESAMPLING:  # mask-normalised, as for resample_mm below (bone averages bone only)
-                bm = bone.astype(np.float32)
-                num = Volume(np.where(bone, np.asarray(img.data, np.float32), 0.0).astype(np.float32),
-                             img.affine).resample(like=like, order=1, cval=0.0)
-                den = np.asarray(Volume(bm, img.affine).resample(like=like, order=1, cval=0.0).data, np.float32)
                 plain = src.resample(like=like, order=1, cval=fill0)
-                vals = np.where(den > 1e-3, np.asarray(num.data, np.float32) / np.maximum(den, 1e-3),
-                                np.asarray(plain.data, np.float32)).astype(np.float32)
+                vals = _bone_weighted_resample(img.data, bone, img.affine, np.asarray(plain.data, np.float32),
+                                               like=like)
                 img = Volume(vals, plain.affine, meta=dict(plain.meta))
             else:
                 img = src.resample(like=like, order=1, cval=fill0)
@@ -407,13 +415,9 @@ def prepare_model(image: Volume, labels: Volume, *, level: str | int | None = No
         if _MASKED_RESAMPLING:
             # mask-normalised interpolation: a bone voxel of the new grid averages bone voxels only (the
             # background — air, disc, cap labels at 0 mg/cm³ — would otherwise dilute the cortex and endplates)
-            m = (codes == MATERIAL_CODES["bone"]).astype(np.float32)
-            num = Volume(np.where(m > 0, dens, 0.0).astype(np.float32), affine).resample(spacing=resample_mm, cval=0.0)
-            den = Volume(m, affine).resample(spacing=resample_mm, cval=0.0)
             # (a bone voxel of the new grid has a bone voxel nearest to it, so w > 0 wherever the value is used)
-            w = np.asarray(den.data, dtype=np.float32)
-            dens = np.where(w > 1e-3, np.asarray(num.data, np.float32) / np.maximum(w, 1e-3),
-                            np.float32(fill_val)).astype(np.float32)
+            dens = _bone_weighted_resample(dens, codes == MATERIAL_CODES["bone"], affine, np.float32(fill_val),
+                                           spacing=resample_mm)
         else:
             dens = np.asarray(dvol.resample(spacing=resample_mm, cval=fill_val).data, dtype=np.float32)
         g2 = grid.resample(spacing=resample_mm)
