@@ -22,20 +22,11 @@ from kyphosim.datasets import shared_data_dir
 from kyphosim.imaging.labels import SUBREGION_IDS, level_region
 from kyphosim.imaging.volume import Volume
 from kyphosim.planning.api import plan_procedure
+from kyphosim.planning.instruments import cannula_surface_points
 
 
-def surface_points(t, n_ring=16, step=0.5):
-    e, p = np.asarray(t["entry_mm"], float), np.asarray(t["target_mm"], float)
-    L = np.linalg.norm(p - e)
-    d = (p - e) / L
-    a = np.cross(d, [0.0, 0.0, 1.0])
-    a /= np.linalg.norm(a)
-    b = np.cross(d, a)
-    r = t["cannula_outer_diameter_mm"] / 2
-    s = np.arange(0.0, L, step)
-    ang = np.linspace(0, 2 * np.pi, n_ring, endpoint=False)
-    ring = r * (np.cos(ang)[:, None] * a + np.sin(ang)[:, None] * b)
-    return (e + s[:, None, None] * d + ring[None]).reshape(-1, 3), np.repeat(s, n_ring)
+def surface_points(t):
+    return cannula_surface_points(t["entry_mm"], t["target_mm"], t["cannula_outer_diameter_mm"])
 
 
 def occ(mask: Volume, pts):

@@ -11,23 +11,12 @@ from kyphosim.errors import InputError
 from kyphosim.imaging.volume import Volume
 from kyphosim.planning import sizing
 from kyphosim.planning.api import plan_instruments, plan_procedure
+from kyphosim.planning.instruments import cannula_surface_points
 
 
-def _cannula_surface_points(t: dict, n_ring: int = 12, step_mm: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+def _cannula_surface_points(t: dict) -> tuple[np.ndarray, np.ndarray]:
     """World points on the cannula surface (and the matching axis parameter, mm from the entry)."""
-    e = np.asarray(t["entry_mm"], float)
-    p = np.asarray(t["target_mm"], float)
-    L = np.linalg.norm(p - e)
-    d = (p - e) / L
-    a = np.cross(d, [0.0, 0.0, 1.0])
-    a /= np.linalg.norm(a)
-    b = np.cross(d, a)
-    r = t["cannula_outer_diameter_mm"] / 2
-    s = np.arange(0.0, L, step_mm)
-    ang = np.linspace(0, 2 * np.pi, n_ring, endpoint=False)
-    ring = r * (np.cos(ang)[:, None] * a + np.sin(ang)[:, None] * b)
-    pts = e + s[:, None, None] * d + ring[None]
-    return pts.reshape(-1, 3), np.repeat(s, n_ring)
+    return cannula_surface_points(t["entry_mm"], t["target_mm"], t["cannula_outer_diameter_mm"], n_ring=12)
 
 
 def _occupancy(mask_vol: Volume, pts: np.ndarray) -> np.ndarray:
@@ -179,3 +168,19 @@ def test_phantom_axes_from_the_mask_alone(phantom):
         ang = np.degrees(np.arccos(np.clip(w["axis"] @ np.asarray(lv["pedicles"][side]["axis"]), -1, 1)))
         assert ang <= 3.0, (side, ang)
         assert np.linalg.norm(w["entry_mm"] - np.asarray(lv["pedicles"][side]["entry_mm"])) <= 2.0
+
+
+def test_cannula_surface_points_lie_on_the_cylinder():
+    entry, target = np.array([10.0, -40.0, 5.0]), np.array([2.0, 5.0, 0.0])
+    pts, s = cannula_surface_points(entry, target, 3.40, n_ring=8, step_mm=1.0)
+    d = (target - entry) / np.linalg.norm(target - entry)
+    rel = pts - entry
+    along = rel @ d
+    radial = np.linalg.norm(rel - along[:, None] * d, axis=1)
+    assert np.allclose(radial, 1.70) and np.allclose(along, s)
+    assert s.max() < np.linalg.norm(target - entry) and len(pts) == 8 * len(np.unique(s))
+    # an axis along z (the helper vector switches) still gives a proper ring
+    pts, _ = cannula_surface_points([0, 0, 0], [0, 0, 10], 2.0, n_ring=4)
+    assert np.allclose(np.linalg.norm(pts[:, :2], axis=1), 1.0)
+    with pytest.raises(InputError):
+        cannula_surface_points([1, 1, 1], [1, 1, 1], 3.4)

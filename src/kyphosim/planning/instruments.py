@@ -22,6 +22,7 @@ from kyphosim.imaging.volume import Volume
 __all__ = [
     "MU_WATER_60KEV_PER_MM", "MATERIAL_MU_60KEV_PER_MM", "GAUGE_OD_MM", "cannula_outer_diameter_mm",
     "Cylinder", "Capsule", "Ellipsoid", "MaskObject", "Cannula", "Balloon", "AnalyticObject",
+    "cannula_surface_points",
 ]
 
 #: Linear attenuation of water at 60 keV: μ/ρ = 0.2059 cm²/g (NIST XCOM) × 1 g/cm³ = 0.02059 mm⁻¹.
@@ -53,6 +54,28 @@ def cannula_outer_diameter_mm(gauge: int) -> float:
         return GAUGE_OD_MM[int(gauge)]
     except (KeyError, ValueError):
         raise InputError(f"gauge {gauge!r} is not supported (choose one of {sorted(GAUGE_OD_MM)})") from None
+
+
+def cannula_surface_points(entry_mm, target_mm, outer_diameter_mm: float, *, n_ring: int = 16,
+                           step_mm: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Points on the outer surface of a straight cannula, world mm, for clearance checks against masks.
+
+    Rings of ``n_ring`` points every ``step_mm`` from the entry to the target (exclusive). Returns the
+    points (N, 3) and, per point, its distance along the axis from the entry (mm).
+    """
+    e, p = np.asarray(entry_mm, float), np.asarray(target_mm, float)
+    length = float(np.linalg.norm(p - e))
+    if length == 0.0:
+        raise InputError("cannula entry and target coincide")
+    d = (p - e) / length
+    helper = np.array([0.0, 0.0, 1.0]) if abs(d[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
+    a = np.cross(d, helper)
+    a /= np.linalg.norm(a)
+    b = np.cross(d, a)
+    s = np.arange(0.0, length, step_mm)
+    ang = np.linspace(0.0, 2 * np.pi, n_ring, endpoint=False)
+    ring = outer_diameter_mm / 2 * (np.cos(ang)[:, None] * a + np.sin(ang)[:, None] * b)
+    return (e + s[:, None, None] * d + ring[None]).reshape(-1, 3), np.repeat(s, n_ring)
 
 
 def _mu(material_or_mu) -> float:
