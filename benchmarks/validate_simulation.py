@@ -51,7 +51,7 @@ def pressure_at(pv, lo=2.0, hi=4.0):
     return float(np.median(pv[sel, 1]))
 
 
-def run_case(c, resolution, techniques=("kyphoplasty", "vertebroplasty"), viscosity=None):
+def run_case(c, resolution, techniques=("kyphoplasty", "vertebroplasty"), viscosity=None, params=None):
     from kyphosim.anatomy.phantom import FractureSpec, PhantomSpec, make_phantom
     from kyphosim.simulation import simulate
 
@@ -66,7 +66,8 @@ def run_case(c, resolution, techniques=("kyphoplasty", "vertebroplasty"), viscos
     for tech in techniques:
         t = time.perf_counter()
         r = simulate(ph.ct, ph.labels, "L1", plan=plan, technique=tech, resolution_mm=resolution,
-                     subregions=ph.subregions, viscosity=viscosity or c["viscosity"])
+                     subregions=ph.subregions, viscosity=viscosity or c["viscosity"],
+                     **({"params": params} if params is not None else {}))
         d = r.to_json_dict()
         out[tech] = {
             "wall_s": time.perf_counter() - t,
@@ -286,10 +287,44 @@ def viscosity_sweep(cases, resolution):
     summ = {}
     for t, key in (("kyphoplasty", "kp"), ("vertebroplasty", "vp")):
         for visc in ("low", "high"):
-            for name, thr in (("ct", CT_LEAK_ML), ("fluoro", FLUORO_LEAK_ML)):
+            for name, thr in (("ct", CT_LEAK_ML), ("0.02", 0.02), ("fluoro", FLUORO_LEAK_ML)):
                 v = [r[visc][t]["leak_ml"] >= thr for r in out]
                 summ[f"{key}_{visc}_{name}"] = (sum(v) / len(v), len(v))
             summ[f"{key}_{visc}_leak_ml_mean"] = float(np.mean([r[visc][t]["leak_ml"] for r in out]))
+            summ[f"{key}_{visc}_leak_ml_median"] = float(np.median([r[visc][t]["leak_ml"] for r in out]))
+            summ[f"{key}_{visc}_cement_ml_mean"] = float(np.mean([r[visc][t]["cement_ml"] for r in out]))
+    print(json.dumps(summ, indent=1))
+    return {"cases": out, "summary": summ}
+
+
+#: Habib 2010 bench protocol [C]: low-viscosity cement injected 3.5 / 6.5 / 9.5 min after mixing,
+#: high-viscosity cement 3.5 / 6.5 min (CR §4d).
+TIMING_SCHEDULE = (("low", 3.5), ("low", 6.5), ("low", 9.5), ("high", 3.5), ("high", 6.5))
+
+
+def timing_sweep(cases, resolution):
+    """The same phantoms and the same cement injected early and late (injection clock, Habib's schedule)."""
+    from kyphosim.simulation import DEFAULT_PARAMS
+
+    out = []
+    for c in cases:
+        row = {"case": c["id"]}
+        for visc, t0 in TIMING_SCHEDULE:
+            r = run_case(c, resolution, viscosity=visc, params=DEFAULT_PARAMS.with_(injection_start_min=t0))
+            row[f"{visc}@{t0}"] = {t: {"leak_ml": sum(l["volume_ml"] for l in r[t]["leaks"]),
+                                       "cement_ml": r[t]["cement_ml"], "stop": r[t]["stop"],
+                                       "leaks": [l["type"] for l in r[t]["leaks"]]} for t in r}
+        out.append(row)
+        print(json.dumps(row), flush=True)
+    summ = {}
+    for t, key in (("kyphoplasty", "kp"), ("vertebroplasty", "vp")):
+        for visc, t0 in TIMING_SCHEDULE:
+            g = f"{visc}@{t0}"
+            vals = [r[g][t]["leak_ml"] for r in out]
+            summ[f"{key}_{g}"] = {"leak_ml_mean": float(np.mean(vals)), "leak_ml_median": float(np.median(vals)),
+                                  "cement_ml_mean": float(np.mean([r[g][t]["cement_ml"] for r in out])),
+                                  **{f"rate_{thr}": sum(v >= thr for v in vals) / len(vals)
+                                     for thr in (CT_LEAK_ML, 0.02, FLUORO_LEAK_ML)}}
     print(json.dumps(summ, indent=1))
     return {"cases": out, "summary": summ}
 
@@ -304,6 +339,7 @@ def main() -> None:
     ap.add_argument("--real", action="store_true")
     ap.add_argument("--skip-cohort", action="store_true")
     ap.add_argument("--sweep", type=int, default=0, help="paired low/high viscosity on the first N acute cases")
+    ap.add_argument("--timing", type=int, default=0, help="same cement injected early/late (Habib) on the first N acute cases")
     ap.add_argument("--resummarise", type=Path, help="recompute the summary of a saved report")
     a = ap.parse_args()
     if a.resummarise:
@@ -344,6 +380,9 @@ def main() -> None:
     if a.sweep:
         acute = [c for c in cohort(48) if c["age"] == "acute" and not c["cleft"]][: a.sweep]
         report["viscosity_sweep"] = viscosity_sweep(acute, a.resolution)
+    if a.timing:
+        acute = [c for c in cohort(48) if c["age"] == "acute" and not c["cleft"]][: a.timing]
+        report["timing_sweep"] = timing_sweep(acute, a.resolution)
         a.out.write_text(json.dumps(report, indent=1, default=str))
     if a.refine:
         cs = cohort(48)

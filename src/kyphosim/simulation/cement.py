@@ -17,7 +17,8 @@ Each step (``injection_step_ml``):
 3. The step volume is shared among the front voxels in proportion to q_j (the front advances
    where the flux is highest), up to each voxel's pore volume φ·v (cavity: v).
 4. Power law: μ_eff = K(t)·γ̇^(n−1), γ̇ = (3n+1)/(4n)·4|u|/√(8k/φ) (Christopher–Middleman) from the
-   previous step's Darcy velocity; K(t) rises exponentially with time since mixing.
+   previous step's Darcy velocity; K(t) and τ_y(t) rise exponentially with time since mixing
+   (the injection clock starts at ``params.injection_start_min``, default the grade's start).
 
 Permeability: Kozeny–Carman scaling of Baroud's 4.45e-8 m² (SI) at the reference BV/TV, AP/LR
 78 % of SI; BV/TV = ρ_QCT/ρ_tissue. Compacted bone around a KP cavity is denser, hence tighter.
@@ -79,6 +80,8 @@ class InjectionResult:
     history: list[dict] = field(default_factory=list)
     lift_alpha: float = 0.0
     viscosity_pa_s_end: float = 0.0
+    yield_stress_pa_end: float = 0.0
+    start_min: float = 0.0           # injection start, minutes after mixing
 
     @property
     def cement_mask(self) -> np.ndarray:
@@ -318,17 +321,19 @@ def inject(model: VertebraModel, sources: list[np.ndarray], cavity: np.ndarray |
     stop = "target volume reached"
     steps = 0
     pmax = 0.0
-    K = grade.k_start_pa_sn
-    t_min = grade.t_start_min
+    t0_min = grade.t_start_min if params.injection_start_min is None else float(params.injection_start_min)
+    K = grade.k_at(t0_min)
+    tau_y = grade.yield_stress_at(t0_min)
+    t_min = t0_min
     p_c = None
     hm = h / 1000.0
     while injected < target_ml - 1e-9:
         steps += 1
-        t_min = grade.t_start_min + injected / params.injection_rate_ml_min
-        K = grade.k_start_pa_sn * np.exp((t_min - grade.t_start_min) / grade.tau_min)
-        # the yield stress cures with the consistency (same factor): the grade's Bingham number
-        # τ_y/(K·1 s⁻¹) is fixed by its rheology (params.CEMENTS), not by the clock
-        tau_y = grade.yield_stress_pa * K / grade.k_start_pa_sn
+        # injection clock: minutes since mixing; K(t) and τ_y(t) both rise with polymerisation, the
+        # yield stress faster (τ_Y < τ_K), so the Bingham number grows with cure (params.CementGrade)
+        t_min = t0_min + injected / params.injection_rate_ml_min
+        K = grade.k_at(t_min)
+        tau_y = grade.yield_stress_at(t_min)
         gc = np.clip(gam, 1e-2, 1e3)
         mu_c = K * gc ** (grade.n - 1.0)
         if params.herschel_bulkley:
@@ -468,7 +473,8 @@ def inject(model: VertebraModel, sources: list[np.ndarray], cavity: np.ndarray |
         total_leak = float((fill[leak_idx] * cap[leak_idx]).sum())
         hist.append({"step": steps, "volume_ml": injected,
                      "pressure_kpa": boost * float(max(p[s] for s in src_ids)) / 1000.0,
-                     "time_min": float(t_min), "k_pa_sn": float(K), "leak_ml": total_leak})
+                     "time_min": float(t_min), "k_pa_sn": float(K), "yield_stress_pa": float(tau_y),
+                     "leak_ml": total_leak})
         if progress is not None:
             progress(injected)
         if remaining > 1e-9:
@@ -501,4 +507,5 @@ def inject(model: VertebraModel, sources: list[np.ndarray], cavity: np.ndarray |
     return InjectionResult(fill=full, porosity=por, injected_ml=injected, grid_cement_ml=grid_ml, stop_reason=stop,
                            steps=steps, time_s=injected / params.injection_rate_ml_min * 60.0, max_pressure_kpa=pmax,
                            cannula_pressure_kpa=dp_can, leaks=leaks, leak_map=leak_map, history=hist,
-                           lift_alpha=lift.alpha if lift is not None else 0.0, viscosity_pa_s_end=float(K))
+                           lift_alpha=lift.alpha if lift is not None else 0.0, viscosity_pa_s_end=float(K),
+                           yield_stress_pa_end=float(tau_y), start_min=float(t0_min))

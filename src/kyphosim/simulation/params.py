@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+import numpy as np
+
 __all__ = ["BalloonDevice", "BALLOONS", "CementGrade", "CEMENTS", "SimParams", "DEFAULT_PARAMS",
            "PSI_TO_KPA", "GAUGE_OD_MM", "crush_strength_mpa"]
 
@@ -40,36 +42,62 @@ BALLOONS: dict[int, BalloonDevice] = {
 
 @dataclass(frozen=True)
 class CementGrade:
-    """PMMA rheology for one viscosity grade: Herschel–Bulkley, τ = τ_y + K(t)·γ̇ⁿ.
+    """PMMA rheology for one viscosity grade: Herschel–Bulkley, τ = τ_y(t) + K(t)·γ̇ⁿ, where t is
+    the time since the powder and monomer were mixed (the injection clock, docs/simulation.md §6).
 
-    K(t) = K_start · exp((t − t_start)/τ)  [U] law (no viscosity-vs-time table retrieved,
-    clinical-reference §5); the yield stress cures with the same factor, so each grade keeps its
-    **Bingham number** Bn = τ_y/(K·1 s⁻¹). Consistency: medium = 100 Pa·s (Boger 2008 regular
-    cement 100–125 Pa·s [C]); low = ½ of it (Ferracane 1981: the low-viscosity brand is nearly half
-    as viscous as conventional cements during the working time [C] → [D]); high = 400 Pa·s [U].
-    Yield stress [U, bounded by handling physics, docs/simulation.md §6]: a low-viscosity cement
-    is liquid when injected (it runs off a spatula: τ_y < ρ·g·H ≈ 60 Pa for a 5 mm layer); a
-    high-viscosity cement is a dough that holds a 2 cm bolus (τ_y > ρ·g·H/2 ≈ 120 Pa). Injection
-    start times after mixing 3.5 / 6.5 / 9.5 min follow the bench protocol of Habib (IJSS 2010) [C].
+    Both the consistency and the yield stress rise with polymerisation:
+
+    * K(t) = K_ref · exp((t − t_ref)/τ_K), τ_K = 1.6 min **[D]**: the chord from a regular cement's
+      100 Pa·s during its working time (Boger 2008 [C]; assumed at 6.5 min [U]) to the 75 × 10³ Pa·s
+      that every cement reaches at cure (Nicholas 2007 [C]) at the 17 min setting time (Boger 2008 [C]):
+      (17 − 6.5)/ln(750) = 1.59 min.
+    * τ_y(t) = τ_y,ref · exp((t − t_ref)/τ_Y), τ_Y = 1.0 min **[D]** from two handling bounds on the
+      low-viscosity cement: it was still injected by hand at 9.5 min (Habib 2010 protocol [C]), so
+      τ_y(9.5) stays below the cannula plug limit Δp·d/(4L) ≈ 17 kPa (3 MPa thumb pressure [U],
+      2.7 mm bore, 120 mm) → τ_Y > 6/ln(1700) = 0.81 min; and PMMA leaves its liquid phase within
+      ≈ 5 min of mixing (5.1 ± 0.7 min at 22 °C, BMC Musculoskelet Disord 2012;13:198 [C]), so by
+      Habib's 6.5 min it holds a bolus, τ_y ≥ 120 Pa → τ_Y < 3/ln(12) = 1.21 min. The geometric middle
+      of 0.81–1.21 min is taken. τ_Y < τ_K: the Bingham number τ_y/(K·1 s⁻¹) grows with cure
+      (the paste turns from a viscous liquid into an elastic solid, Nicholas 2007 [C qualitative]).
+
+    Reference values at t_ref (= the grade's default injection start): consistency medium 100 Pa·sⁿ
+    (Boger 2008 regular cement 100–125 Pa·s [C]); low = ½ of it (Ferracane 1981 [C] → [D]); high 400 [U].
+    Yield stress [U, bounded by handling physics]: a low-viscosity cement is liquid when injected (it
+    runs off a spatula: τ_y < ρ·g·H ≈ 60 Pa for a 5 mm layer); a high-viscosity cement is a dough that
+    holds a 2 cm bolus (τ_y > ρ·g·H/2 ≈ 120 Pa). Start times: Habib's bench protocol [C] (low and high
+    injected from 3.5 min after mixing; 6.5 min for the regular cement, the middle of his schedule).
     """
 
     name: str
-    k_start_pa_sn: float          # consistency K at the start of injection, Pa·s^n
-    t_start_min: float            # time after mixing when injection starts, min [C Habib]
-    tau_min: float = 3.0          # e-folding time of K, min [U]
+    k_start_pa_sn: float          # consistency K at t_ref = t_start_min, Pa·s^n
+    t_start_min: float            # reference time after mixing = default injection start, min [C Habib]
+    tau_min: float = 1.6          # e-folding time of K(t), min [D] (Boger 2008 + Nicholas 2007)
     n: float = 0.7                # power-law index (shear-thinning) [U; qualitative [C] Ferracane, Trivedi]
-    yield_stress_pa: float = 100.0  # τ_y at the start of injection, Pa (grows with K(t)) [U]
+    yield_stress_pa: float = 100.0  # τ_y at t_ref, Pa [U, handling bounds]
+    tau_yield_min: float = 1.0    # e-folding time of τ_y(t), min [D] (handling bounds, see above)
+
+    def k_at(self, t_min: float) -> float:
+        """Consistency K (Pa·sⁿ) at ``t_min`` minutes after mixing."""
+        return float(self.k_start_pa_sn * np.exp((t_min - self.t_start_min) / self.tau_min))
+
+    def yield_stress_at(self, t_min: float) -> float:
+        """Yield stress τ_y (Pa) at ``t_min`` minutes after mixing."""
+        return float(self.yield_stress_pa * np.exp((t_min - self.t_start_min) / self.tau_yield_min))
+
+    def bingham_number_at(self, t_min: float) -> float:
+        """τ_y/(K·1 s⁻¹) at ``t_min`` minutes after mixing (rises with cure: τ_Y < τ_K)."""
+        return self.yield_stress_at(t_min) / self.k_at(t_min)
 
     @property
     def bingham_number(self) -> float:
-        """τ_y/(K·γ̇) at γ̇ = 1 s⁻¹: the share of the flow resistance that does not depend on the rate."""
+        """τ_y/(K·γ̇) at γ̇ = 1 s⁻¹ and t_ref: the share of the flow resistance that does not depend on the rate."""
         return self.yield_stress_pa / self.k_start_pa_sn
 
 
 CEMENTS: dict[str, CementGrade] = {
-    "low": CementGrade("low", 50.0, 3.5, yield_stress_pa=10.0),        # liquid: Bn 0.2
-    "medium": CementGrade("medium", 100.0, 6.5, yield_stress_pa=60.0),  # regular: Bn 0.6
-    "high": CementGrade("high", 400.0, 9.5, yield_stress_pa=400.0),     # dough: Bn 1.0
+    "low": CementGrade("low", 50.0, 3.5, yield_stress_pa=10.0),        # liquid: Bn 0.2 at 3.5 min
+    "medium": CementGrade("medium", 100.0, 6.5, yield_stress_pa=60.0),  # regular: Bn 0.6 at 6.5 min
+    "high": CementGrade("high", 400.0, 3.5, yield_stress_pa=400.0),     # dough: Bn 1.0 at 3.5 min
 }
 
 
@@ -136,6 +164,7 @@ class SimParams:
     venous_pressure_kpa: float = 1.33     # intraosseous = IVC pressure (Arnoldi 1981 [C]); 10 mmHg prone [U]
     herschel_bulkley: bool = True         # yield stress acts along every cement path (μ_app = Kγ̇^(n−1) + τ_y/γ̇)
     injection_rate_ml_min: float = 2.0    # [U] clinical 1–4 mL/min; Baroud bench 4 cc/min [C]
+    injection_start_min: float | None = None  # time after mixing when injection starts; None = the grade's t_start_min
     injection_step_ml: float = 0.1        # numerical
     leak_visible_ml: float = 0.05         # leak a surgeon sees on fluoroscopy → stop [U]
     posterior_stop_fraction: float = 0.25  # stop when cement reaches the posterior quarter [C issue/ practice]

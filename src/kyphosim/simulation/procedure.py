@@ -76,6 +76,8 @@ class CementResult(BaseModel):
     interdigitation_depth_mm: Optional[float]
     viscosity: str
     viscosity_end_pa_s: float
+    injection_start_min: float = 0.0      # minutes after mixing when the injection started
+    yield_stress_end_pa: float = 0.0      # τ_y at the end of the injection
     max_pressure_kpa: float
     cannula_pressure_kpa: float
     stop_reason: str
@@ -423,6 +425,8 @@ def simulate(ct: Volume, labels: Volume, level: int | str, *, plan: dict | None 
                        interdigitation_depth_mm=None if cast["interdigitation_depth_mm"] is None
                        else round(cast["interdigitation_depth_mm"], 3),
                        viscosity=viscosity, viscosity_end_pa_s=round(inj.viscosity_pa_s_end, 2),
+                       injection_start_min=round(inj.start_min, 3),
+                       yield_stress_end_pa=round(inj.yield_stress_pa_end, 2),
                        max_pressure_kpa=round(inj.max_pressure_kpa, 3),
                        cannula_pressure_kpa=round(inj.cannula_pressure_kpa, 2), stop_reason=inj.stop_reason,
                        leaks=leaks, leak_summary=summarise_leaks(inj.leaks))
