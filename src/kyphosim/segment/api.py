@@ -271,7 +271,10 @@ def segment_spine(ct: Volume, *, backend: str = "auto", anchor: tuple[str, float
     # rib-bearing: ribs detected beside it, or named T1–T12 by unambiguous (landmark or user) labels
     ribbed = {i + 1 for i in range(nseg) if rib.sides[i] > 0
               or (not ambiguous and level_region(int(lut[i + 1])) == "thoracic")}
-    seg_full = cut_costal(seg_full, verts, can.spacing, canal, rib_bearing=ribbed)
+    # ribs separated at their joint space on voxels small enough to show it (as the facets above)
+    fine = float(can.spacing.max()) <= OWNERSHIP_MAX_SPACING_MM
+    seg_full = cut_costal(seg_full, verts, can.spacing, canal, rib_bearing=ribbed,
+                          hu=can.data if fine else None)
     sub_full = np.where(seg_full > 0, sub_full, 0)
     sub_full = axial_subregions(seg_full, verts, can.spacing, fallback=sub_full, canal=canal)
     lab_vol = can.with_data(lut[seg_full], is_label=True)

@@ -139,7 +139,8 @@ def _canal_framed(lab: np.ndarray, verts: list[int], canal: dict, sp: np.ndarray
 
 def cut_costal(lab: np.ndarray, verts: list[int], spacing_mm: np.ndarray, canal: dict | None = None, *,
                anterior_mm: float = 5.0, margin_mm: float = 5.0, rib_bearing: set[int] | None = None,
-               process_reach_mm: float = 30.0) -> np.ndarray:
+               process_reach_mm: float = 30.0, hu: np.ndarray | None = None,
+               sigma_vox: float = 0.35) -> np.ndarray:
     """Remove rib heads and necks attached to a vertebra's mask (canonical RAS label map).
 
     No part of a vertebra lies *lateral to its body and in front of its posterior wall*: the
@@ -155,6 +156,18 @@ def cut_costal(lab: np.ndarray, verts: list[int], spacing_mm: np.ndarray, canal:
     For the vertebrae in ``rib_bearing`` (ribs detected beside them), bone farther than
     ``process_reach_mm`` lateral to the canal's side walls is removed too: a thoracic transverse
     process ends within ~2–3 cm of the canal, the rib runs on laterally far beyond it.
+
+    With the CT (``hu``, same grid; given by the caller only for voxels ≤ 2 mm, where a 1–2 mm joint
+    space stays dark) the rest of the rib is separated at its joints: the voxels found by the two rules
+    seed the rib, the bone medial to the canal's side walls and the body's anterior part (where no
+    rib lies) seed the vertebra, and a marker watershed on the negated CT (Gaussian ``sigma_vox``
+    voxels) floods the vertebra's mask from both. Flooding by increasing darkness, the rib's neck and
+    head are reached through the rib's own cortex before the vertebra's flood crosses the
+    costovertebral / costotransverse joint space (a dark valley between two cortices). The rib's
+    flood is accepted only where it stops at such a valley: at least half of the voxel faces between
+    the two floods must lie on non-bone by the half-maximum criterion (:func:`kyphosim.segment.refine.halfmax_bone`
+    at 0.5); otherwise (no joint space: bone continuous with the vertebra, e.g. a long lumbar
+    transverse process) only the rule voxels go.
     """
     sp = np.asarray(spacing_mm, float)
     if canal is None:
@@ -175,6 +188,10 @@ def cut_costal(lab: np.ndarray, verts: list[int], spacing_mm: np.ndarray, canal:
             costal |= mb & (dx[:, None, None] > 0.5 * (x_r - x_l) + process_reach_mm)
         if not costal.any():
             continue
+        if hu is not None:
+            vseed = mb & ~costal & ((np.abs(px[sl[0]] - x_c)[:, None, None] <= 0.5 * (x_r - x_l))
+                                    | ant & (dx[:, None, None] <= float(np.median(widths))))
+            costal = _rib_flood(mb, costal, vseed, hu[sl], sp, sigma_vox)
         rest = mb & ~costal
         cl, n = ndi.label(rest)
         if n > 1:
@@ -184,6 +201,37 @@ def cut_costal(lab: np.ndarray, verts: list[int], spacing_mm: np.ndarray, canal:
         o = out[sl]
         o[mb & ~rest] = 0
     return out
+
+
+def _rib_flood(mb: np.ndarray, rib_seed: np.ndarray, vert_seed: np.ndarray, hu: np.ndarray,
+               sp: np.ndarray, sigma_vox: float) -> np.ndarray:
+    """Rib part of a vertebra's mask ``mb`` by a two-marker watershed on the negated CT (see
+    :func:`cut_costal`); ``rib_seed`` alone when the floods do not meet at a joint-space valley."""
+    from skimage.segmentation import watershed
+
+    from kyphosim.segment.refine import halfmax_bone
+
+    if not vert_seed.any():
+        return rib_seed
+    mk = np.where(rib_seed, 2, np.where(vert_seed, 1, 0)).astype(np.int32)
+    img = -ndi.gaussian_filter(hu.astype(np.float32), sigma_vox)
+    ws = watershed(img, markers=mk, mask=mb)
+    rib = ws == 2
+    if not (rib & ~rib_seed).any():
+        return rib_seed
+    bone = halfmax_bone(hu, sp, -np.inf, sigma_vox=sigma_vox, frac=0.5)
+    gap = faces = 0
+    for ax in range(3):
+        a = [slice(None)] * 3
+        b = [slice(None)] * 3
+        a[ax], b[ax] = slice(0, -1), slice(1, None)
+        a, b = tuple(a), tuple(b)
+        f = (rib[a] & (ws[b] == 1)) | ((ws[a] == 1) & rib[b])
+        faces += int(f.sum())
+        gap += int((f & ~(bone[a] & bone[b])).sum())
+    if faces == 0 or 2 * gap < faces:
+        return rib_seed
+    return rib | rib_seed
 
 
 def _body_outline(front: np.ndarray, closed: np.ndarray, reach_vox: float) -> np.ndarray | None:

@@ -34,6 +34,10 @@ PE_CORTEX_MM = 1.2     # cortex of the posterior elements (pedicle walls, lamina
 # (pedicles, laminae, spinous/transverse processes, body), mm: the facet joint space width, 1.5–1.9 mm
 # (CT, Simon et al., Spine 2012;37(12):1058–64; medial zone 1.48 ± 0.44 mm), also used as the joint gap
 FACET_CLEARANCE_MM = 1.5
+#: joint space kept between a rib and every bone of its vertebra (mm): the costovertebral (head) and
+#: costotransverse (tubercle) joints are synovial joints with cartilage-covered surfaces and a joint
+#: cavity, like the facet joints; their width is taken equal to the facet joint space above [U]
+RIB_CLEARANCE_MM = 1.5
 WAIST = 0.07          # mid-height narrowing of the lateral/anterior walls (fraction)
 SUPERELLIPSE_P = 2.4  # cross-section exponent (2 = ellipse)
 
@@ -471,7 +475,12 @@ class VertebraShape:
         return np.array(pts[:n], float)
 
     def rib_sdf(self, p: np.ndarray) -> np.ndarray:
-        """Both ribs of the level, kept 1.5 mm off the body and the transverse processes, mm."""
+        """Both ribs of the level, kept ``RIB_CLEARANCE_MM`` off every bone of the vertebra (body,
+        pedicles, laminae, spinous, transverse and articular processes: the joint space of the
+        costovertebral and costotransverse joints), mm.
+
+        The clip ``max(sdf_rib, c − sdf_vertebra)`` is evaluated only where the rib is within 3 mm
+        (elsewhere the max is the rib distance or larger: still a valid lower bound for culling)."""
         out = np.full(len(p), np.inf)
         for side in (-1, 1):
             line = self.rib_polyline(side)
@@ -481,8 +490,12 @@ class VertebraShape:
                 d, tau = seg_dist(p, line[k], line[k + 1])
                 r = 4.2 if k == 0 else 5.0
                 out = np.minimum(out, d - r)
-        clear = np.minimum(self.body_sdf(p), self.tp_sdf(p)) - 1.5
-        return np.maximum(out, -clear)
+        near = out < 3.0
+        if np.any(near):
+            q = p[near]
+            vert = np.minimum(self.bone_sdf_no_facets(q), self.facet_sdf(q))
+            out[near] = np.maximum(out[near], RIB_CLEARANCE_MM - vert)
+        return out
 
     # ------------------------------------------------------------------ extents
     def local_bounds(self) -> tuple[np.ndarray, np.ndarray]:
