@@ -13,7 +13,7 @@ from collections import Counter
 
 import numpy as np
 
-__all__ = ["label_contacts", "contact_parts"]
+__all__ = ["label_contacts", "contact_parts", "rib_mask", "rib_contacts"]
 
 
 def _pairs(lab: np.ndarray):
@@ -54,4 +54,51 @@ def contact_parts(labels: np.ndarray, subregions: np.ndarray) -> dict[tuple[int,
                          np.where(swap, la, lb), np.where(swap, sa, sb)], 1)
         for r, c in zip(*np.unique(rows, axis=0, return_counts=True)):
             out[tuple(int(v) for v in r)] += int(c)
+    return dict(out)
+
+
+def rib_mask(phantom) -> np.ndarray:
+    """Voxels of the phantom's ribs on its label grid (array order of ``phantom.labels``): the rib's
+    level label where the voxel centre lies inside a rib (``VertebraShape.rib_sdf`` ≤ 0), else 0.
+
+    The ribs carry no label in the phantom (bone in the CT only); this redraws them for checks."""
+    lab = phantom.labels
+    out = np.zeros(lab.shape, np.uint8)
+    inv = np.linalg.inv(lab.affine)
+    for s in phantom.shapes:
+        lines = [s.rib_polyline(side) for side in (-1, 1)]
+        if lines[0] is None:
+            continue
+        pts = np.concatenate(lines)
+        lo, hi = pts.min(0) - 7.0, pts.max(0) + 7.0
+        corners = np.array(np.meshgrid(*zip(lo, hi), indexing="ij")).reshape(3, -1).T
+        ijk = s.to_world(corners) @ inv[:3, :3].T + inv[:3, 3]
+        a = np.clip(np.floor(ijk.min(0)).astype(int), 0, lab.shape)
+        b = np.clip(np.ceil(ijk.max(0)).astype(int) + 1, 0, lab.shape)
+        if np.any(b <= a):
+            continue
+        g = np.stack(np.meshgrid(*[np.arange(i, j) for i, j in zip(a, b)], indexing="ij"), -1).reshape(-1, 3)
+        w = g @ lab.affine[:3, :3].T + lab.affine[:3, 3]
+        inside = (s.rib_sdf(s.to_local(w)) <= 0).reshape(tuple(b - a))
+        box = out[a[0]:b[0], a[1]:b[1], a[2]:b[2]]
+        box[inside] = s.label
+    return out
+
+
+def rib_contacts(ribs: np.ndarray, labels: np.ndarray) -> dict[tuple[int, int], int]:
+    """Voxel faces (6-neighbours) and shared voxels between a rib (``ribs``, its level's label) and a
+    vertebra (``labels``), per (rib level, vertebra label): bone-to-bone contacts with no joint space."""
+    r, lab = np.asarray(ribs), np.asarray(labels)
+    out: Counter = Counter()
+    both = (r > 0) & (lab > 0)
+    for a, b in zip(r[both], lab[both]):
+        out[(int(a), int(b))] += 1
+    for ax in range(3):
+        n = lab.shape[ax]
+        lo, hi = np.arange(n - 1), np.arange(1, n)
+        for i, j in ((lo, hi), (hi, lo)):
+            ra, lb = np.take(r, i, axis=ax), np.take(lab, j, axis=ax)
+            m = (ra > 0) & (lb > 0)
+            for a, b in zip(ra[m], lb[m]):
+                out[(int(a), int(b))] += 1
     return dict(out)
