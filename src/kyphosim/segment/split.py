@@ -69,6 +69,12 @@ def axis_profile(volume: np.ndarray, axis: Axis, spacing_mm: float, probe_mm: fl
     return out
 
 
+#: doublet reach (mm) on each side of a disc candidate, and its cap as a fraction of the median
+#: disc-to-disc period found with it (see :func:`split_axis`)
+DOUBLET_REACH_MM = 8.0
+DOUBLET_REACH_PERIOD = 0.3
+
+
 def doublet(profile: np.ndarray, ds_mm: float, reach_mm: float = 8.0) -> np.ndarray:
     """Dip between two peaks: ``D(s) = min(max_{s−r ≤ t < s} p(t), max_{s < t ≤ s+r} p(t)) − p(s)``, ≥ 0.
 
@@ -162,8 +168,16 @@ def split_axis(profile: np.ndarray, arc_mm: np.ndarray, cortical: np.ndarray | N
     phi = ndi.gaussian_filter1d(profile, 1.0 / ds, mode="nearest")
     cort = np.zeros_like(phi) if cortical is None else ndi.gaussian_filter1d(cortical, 1.0 / ds, mode="nearest")
     hu_s = None if hu is None else ndi.gaussian_filter1d(hu, 0.7 / ds, mode="nearest")
-    score = disc_score(phi, cort, ds, hu_s)
+    score = disc_score(phi, cort, ds, hu_s, reach_mm=DOUBLET_REACH_MM)
     discs = choose_discs(score, arc_mm, min_gap_mm=min_gap_mm)
+    if len(discs) >= 2:
+        # the doublet must reach the endplates of a disc (≤ 0.15 of the disc-to-disc period away)
+        # but not both endplates of a body from its middle (≥ 0.35 of it): short upper/mid-thoracic
+        # bodies (14–20 mm) would otherwise pass as discs half a period off
+        reach = min(DOUBLET_REACH_MM, DOUBLET_REACH_PERIOD * float(np.median(np.diff(arc_mm[discs]))))
+        if reach < DOUBLET_REACH_MM - 1e-6:
+            score = disc_score(phi, cort, ds, hu_s, reach_mm=reach)
+            discs = choose_discs(score, arc_mm, min_gap_mm=min_gap_mm)
     bounds = [0] + discs + [len(phi) - 1]
     segs: list[Segment] = []
     for a, b in zip(bounds[:-1], bounds[1:]):
