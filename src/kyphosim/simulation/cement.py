@@ -52,6 +52,8 @@ _EXITS = {int(Tissue.BASIVERTEBRAL): "B", int(Tissue.SEGMENTAL_EXIT): "S",
 # leak-class codes on the leak map
 _LEAK_CODES = {"B": 1, "S": 2, "C": 3, "D": 4, "canal": 5}
 _CODE_NAMES = {v: k for k, v in _LEAK_CODES.items()}
+# numerical floor of the filled fraction of a front voxel in its face resistance (sub-voxel front)
+_FRONT_MIN_FRACTION = 0.05
 
 
 def permeability_m2(rho_mg_cm3: np.ndarray, params: SimParams) -> np.ndarray:
@@ -282,19 +284,32 @@ def inject(model: VertebraModel, sources: list[np.ndarray], cavity: np.ndarray |
     cap = por.ravel()[faces.flat].astype(np.float64) * v_m3 * 1e6     # pore volume, mL
     src_ids = []
     om_idx = np.argwhere(omega)
+    # the cement leaves the cannula over its bore, not at a point: the pore space within the inner
+    # radius of the cannula around each source starts filled and acts as one isobaric node (a
+    # point source of one voxel would make the tip pressure ∝ 1/h, i.e. grid-dependent)
+    r_src_mm = 0.5 * h
+    if cannula:
+        r_src_mm = max(r_src_mm, 0.8 * float(cannula[0]["od_mm"]) / 2.0)
+    body_o = (model.body.ravel()[faces.flat]) & (leak_map.ravel()[faces.flat] == 0)
+    src_ball = np.zeros(n, bool)
     for s in sources:
         d = np.sum((om_idx - np.asarray(s)[None, :]) ** 2, axis=1)
-        src_ids.append(int(faces.index[np.ravel_multi_index(om_idx[int(np.argmin(d))], model.shape)]))
+        sid = int(faces.index[np.ravel_multi_index(om_idx[int(np.argmin(d))], model.shape)])
+        src_ids.append(sid)
+        near = np.flatnonzero(d <= (r_src_mm / h) ** 2)
+        if near.size:
+            ids = faces.index[np.ravel_multi_index(om_idx[near].T, model.shape)]
+            src_ball[ids[body_o[ids]]] = True
+        src_ball[sid] = True
     q_total = params.injection_rate_ml_min / 60.0 * 1e-6              # m³/s, all sides together
     q_side = q_total / max(len(src_ids), 1)
     pb_full = _marrow_backpressure(model, omega, k_si, outlet, sources, params, q_side)
     # absolute pressures: marrow and veins sit on the venous (= intraosseous, Arnoldi 1981) pressure
     p_back = pb_full.ravel()[faces.flat] + params.venous_pressure_kpa * 1000.0
     cement = np.zeros(n, bool)
-    for sid in src_ids:
-        fill[sid] = 1.0
-        cement[sid] = True
-    injected = float(sum(cap[s] for s in src_ids))
+    fill[src_ball] = 1.0
+    cement[src_ball] = True
+    injected = float(cap[src_ball].sum())
     j_post, depth = model.geometry["j_post"], model.geometry["depth_mm"] / h
     ii, jj, kk = np.unravel_index(faces.flat, model.shape)
     # cement in (or within 2 mm of) the KP cavity is expected there; the posterior-quarter rule
@@ -343,7 +358,7 @@ def inject(model: VertebraModel, sources: list[np.ndarray], cavity: np.ndarray |
         # --- pressure in the cement region; marrow back-pressure on the front faces
         cid = np.flatnonzero(cement)
         # open voids filled with cement are isobaric: each connected one is a single node
-        cv = cement & void_o
+        cv = cement & (void_o | src_ball)
         loc = np.full(n, -1, np.int64)
         nc = 0
         if cv.any():
@@ -374,8 +389,18 @@ def inject(model: VertebraModel, sources: list[np.ndarray], cavity: np.ndarray |
         fr = np.flatnonzero(fr_a | fr_b)
         fr_c = np.where(fr_a[fr], la[fr], lb[fr])          # cement node
         fr_j = np.where(fr_a[fr], fb[fr], fa[fr])          # front voxel
-        T_fr = T[fr]
-        thr = p_back[fr_j] + tau_y * thr_fac[fr_j] * hm    # Pa, absolute
+        fr_i = np.where(fr_a[fr], fa[fr], fb[fr])          # cement voxel
+        # sub-voxel front, viscous part: the cement column from the centre of i reaches s_j·h into j,
+        # so the face's resistance is (h/2)/k_i + s_j·h/k_j (floored at 5 % of a voxel), not the
+        # centre-to-centre (h/2)(1/k_i + 1/k_j): a just-opened front voxel is not charged a half
+        # voxel of bone it has not entered (the pressure would otherwise scale with the grid)
+        s_j = np.maximum(fill[fr_j], _FRONT_MIN_FRACTION)
+        G_fr = faces.aniso[sel][fr] * hm * hm / (0.5 * hm / k_o[fr_i] + s_j * hm / k_o[fr_j])
+        T_fr = G_fr / mu_face[fr]
+        # sub-voxel front: the plug reaching into j spans h/2 of the cement voxel i (centre to face)
+        # and the filled fraction s_j·h of j, so θ = τ_y·(G_i·h/2 + G_j·s_j·h) (G = √(φ/2k)) — the
+        # continuum Bingham gradient threshold integrated over the real column, not one extra voxel
+        thr = p_back[fr_j] + tau_y * hm * (0.5 * thr_fac[fr_i] + fill[fr_j] * thr_fac[fr_j])   # Pa, absolute
         Tcc = T[cc]
         rows_cc = np.concatenate([la[cc], lb[cc]])
         cols_cc = np.concatenate([lb[cc], la[cc]])
