@@ -6,8 +6,11 @@ from its own masks with the anatomical definition used here: the arch voxels (41
 foramen (lateral to the canal walls, within 12 mm) and in front of the canal's antero-posterior middle,
 the canal being the foramen enclosed by the *reference* vertebra mask in axial slices.
 
-The phantom has no ribs and no sacrum, so the labels come from ``first_label`` (the user anchor); the
-unanchored run must flag the labels as ambiguous. Run: ``python benchmarks/bench_segment_phantom.py``.
+The phantom draws thoracic ribs (bone in the CT, label 0, as in VerSe) but no sacrum, so the labels
+come from ``first_label`` (the user anchor); the unanchored run must flag the labels as ambiguous.
+Phantoms: thoracolumbar T10–L3 (1 mm), lumbar T12–L4 (1×1×2 mm), mid-thoracic T4–T9 (1 mm, full
+ribs); then fresh seeds (never used to choose anything) at the half-maximum convention.
+Run: ``python benchmarks/bench_segment_phantom.py [--no-fresh]``.
 """
 
 from __future__ import annotations
@@ -21,7 +24,30 @@ from kyphosim.imaging.labels import vertebra_name
 from kyphosim.segment import segment_spine
 
 SPECS = [dict(levels="T10-L3", spacing_mm=(1, 1, 1), orientation="LPS", seed=7),
-         dict(levels="T12-L4", spacing_mm=(1.0, 1.0, 2.0), orientation="PIR", seed=3)]
+         dict(levels="T12-L4", spacing_mm=(1.0, 1.0, 2.0), orientation="PIR", seed=3),
+         dict(levels="T4-T9", spacing_mm=(1, 1, 1), orientation="RAS", seed=11)]
+#: generalisation check: other seeds (shapes, densities, noise) of the same level ranges
+FRESH = [dict(levels="T10-L3", spacing_mm=(1, 1, 1), orientation="LPS", seed=s) for s in (21, 22)] + \
+        [dict(levels="T4-T9", spacing_mm=(1, 1, 1), orientation="LPS", seed=23),
+         dict(levels="T6-T11", spacing_mm=(1, 1, 1), orientation="RAS", seed=24)]
+
+
+def fresh():
+    """Whole-vertebra Dice at the half-maximum convention on fresh seeds (fully visible levels)."""
+    for sp in FRESH:
+        ph = make_phantom(PhantomSpec(fractures=[], bmd_mg_cm3=85, **sp))
+        t = time.perf_counter()
+        res = segment_spine(ph.ct, backend="classic", first_label=sp["levels"].split("-")[0],
+                            surface_fraction=0.5)
+        dt = time.perf_counter() - t
+        o, g = res.labels.data, ph.labels.data
+        parts = []
+        for lv in res.levels:
+            v = lv["label"]
+            b = g == v
+            d = 2 * ((o == v) & b).sum() / max(1, (o == v).sum() + b.sum())
+            parts.append(f"{vertebra_name(v)}{'' if lv['fully_in_view'] else '(cut)'} {d:.3f}")
+        print(f"== fresh {sp}: {dt:.1f} s, half-maximum Dice: " + ", ".join(parts))
 
 
 def main():
@@ -101,5 +127,9 @@ def tptbox_subregions():
 
 
 if __name__ == "__main__":
+    import sys
+
     tptbox_subregions()
     main()
+    if "--no-fresh" not in sys.argv:
+        fresh()

@@ -159,8 +159,8 @@ def cut_costal(lab: np.ndarray, verts: list[int], spacing_mm: np.ndarray, canal:
 
     With the CT (``hu``, same grid; given by the caller only for voxels ≤ 2 mm, where a 1–2 mm joint
     space stays dark) the rest of the rib is separated at its joints: the voxels found by the two rules
-    seed the rib, the bone medial to the canal's side walls and the body's anterior part (where no
-    rib lies) seed the vertebra, and a marker watershed on the negated CT (Gaussian ``sigma_vox``
+    seed the rib, the bone medial to the canal's side walls (body, laminae, spinous process: no rib
+    lies there) seeds the vertebra, and a marker watershed on the negated CT (Gaussian ``sigma_vox``
     voxels) floods the vertebra's mask from both. Flooding by increasing darkness, the rib's neck and
     head are reached through the rib's own cortex before the vertebra's flood crosses the
     costovertebral / costotransverse joint space (a dark valley between two cortices). The rib's
@@ -189,8 +189,7 @@ def cut_costal(lab: np.ndarray, verts: list[int], spacing_mm: np.ndarray, canal:
         if not costal.any():
             continue
         if hu is not None:
-            vseed = mb & ~costal & ((np.abs(px[sl[0]] - x_c)[:, None, None] <= 0.5 * (x_r - x_l))
-                                    | ant & (dx[:, None, None] <= float(np.median(widths))))
+            vseed = mb & ~costal & (dx[:, None, None] <= 0.5 * (x_r - x_l))
             costal = _rib_flood(mb, costal, vseed, hu[sl], sp, sigma_vox)
         rest = mb & ~costal
         cl, n = ndi.label(rest)
