@@ -80,3 +80,26 @@ def test_mid_thoracic_phantom_is_split_at_the_discs():
     for v in (13, 14):                  # T6, T7 (fully in view)
         a, b = o == v, g == v
         assert 2 * (a & b).sum() / (a.sum() + b.sum()) > 0.8
+
+
+def test_orphan_bone_joins_the_vertebra_it_is_joined_to():
+    """Bone that the native redraw dropped from the wrong vertebra's mask (an orphan: e.g. a long
+    thoracic spinous process the working grid gave to the level below) goes to the vertebra whose
+    flood reaches it through bone; an orphan joined to no vertebra stays unlabelled."""
+    from kyphosim.segment.refine import reassign_by_connectivity
+
+    hu = np.full((30, 12, 12), -50.0, np.float32)
+    lab = np.zeros(hu.shape, np.int32)
+    seeds = np.zeros(hu.shape, np.int32)
+    hu[2:8, 2:10, 2:10] = 600; lab[2:8, 2:10, 2:10] = 1; seeds[3:7, 3:9, 3:9] = 1
+    hu[22:28, 2:10, 2:10] = 600; lab[22:28, 2:10, 2:10] = 2; seeds[23:27, 3:9, 3:9] = 2
+    hu[8:12, 5:7, 5:7] = 700; lab[8:12, 5:7, 5:7] = 1          # 1's process ...
+    hu[12:16, 5:7, 5:7] = 700                                   # ... whose tip no mask holds
+    hu[18:20, 0:2, 0:2] = 700                                   # a separate bone fragment
+    orphans = np.zeros(hu.shape, bool)
+    orphans[12:16, 5:7, 5:7] = True
+    orphans[18:20, 0:2, 0:2] = True
+    out = reassign_by_connectivity(lab, seeds, hu, 2, orphans=orphans)
+    assert (out[12:16, 5:7, 5:7] == 1).all()
+    assert (out[18:20, 0:2, 0:2] == 0).all()
+    assert (reassign_by_connectivity(lab, seeds, hu, 2) == lab).all()

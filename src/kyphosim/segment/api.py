@@ -256,15 +256,17 @@ def segment_spine(ct: Volume, *, backend: str = "auto", anchor: tuple[str, float
     timings["label"] = time.perf_counter() - t0 - sum(timings.values())
     can = ct.as_canonical()
     seg_full = wk.ct.with_data(lab_w, is_label=True).resample(like=can).data.astype(np.int32)
+    fine = float(can.spacing.max()) <= OWNERSHIP_MAX_SPACING_MM
+    dropped = np.zeros(seg_full.shape, bool) if fine else None
     seg_full = refine_native(seg_full, can.data, can.spacing, cortical_threshold(can.spacing), nseg,
-                             frac=surface_fraction)
+                             frac=surface_fraction, dropped=dropped)
     sub_full = wk.ct.with_data(sub_w, is_label=True).resample(like=can).data
-    if float(can.spacing.max()) <= OWNERSHIP_MAX_SPACING_MM:
+    if fine:
         # posterior elements owned by bony connectivity from the bodies (articular processes cross a
         # facet joint space of 1-2 mm: visible as a dark valley only on voxels no larger than that)
         seeds = np.where(sub_full == 1, seg_full, 0)
         cut = tuple(i + 1 for i, s in enumerate(wk.segments) if s.cut_lo or s.cut_hi)
-        seg_full = reassign_by_connectivity(seg_full, seeds, can.data, nseg, keep=cut)
+        seg_full = reassign_by_connectivity(seg_full, seeds, can.data, nseg, keep=cut, orphans=dropped)
     sub_full = _fill_nearest(np.where(seg_full > 0, sub_full, 0), seg_full > 0)
     verts = [i + 1 for i in range(nseg) if lut[i + 1] not in (0, SACRUM_ID)]
     canal = find_canal(seg_full, verts, can.spacing)
@@ -272,7 +274,6 @@ def segment_spine(ct: Volume, *, backend: str = "auto", anchor: tuple[str, float
     ribbed = {i + 1 for i in range(nseg) if rib.sides[i] > 0
               or (not ambiguous and level_region(int(lut[i + 1])) == "thoracic")}
     # ribs separated at their joint space on voxels small enough to show it (as the facets above)
-    fine = float(can.spacing.max()) <= OWNERSHIP_MAX_SPACING_MM
     seg_full = cut_costal(seg_full, verts, can.spacing, canal, rib_bearing=ribbed,
                           hu=can.data if fine else None)
     sub_full = np.where(seg_full > 0, sub_full, 0)

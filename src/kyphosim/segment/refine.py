@@ -135,7 +135,7 @@ def fill_axial_holes(mask: np.ndarray, spacing_mm: np.ndarray, max_mm2: float) -
 def refine_native(lab: np.ndarray, hu: np.ndarray, spacing_mm: np.ndarray, cortical_hu: float, n: int, *,
                   band_mm: float = 2.0, deep_mm: float = 4.0, frac: float = 0.5, floor_frac: float = 0.75,
                   sigma_vox: float = 0.35, fragment_mm3: float = 100.0,
-                  axial_hole_mm2: float = 50.0) -> np.ndarray:
+                  axial_hole_mm2: float = 50.0, dropped: np.ndarray | None = None) -> np.ndarray:
     """Redraw every vertebra on the full-resolution CT (canonical arrays, same grid).
 
     The working-grid label map (``lab``, labels 1…n, nearest neighbour on this grid) is trusted only
@@ -151,6 +151,10 @@ def refine_native(lab: np.ndarray, hu: np.ndarray, spacing_mm: np.ndarray, corti
     3. interiors: holes of the sagittal and coronal sections (marrow of the body, of the processes)
        and axial holes up to ``axial_hole_mm2`` (a process's cancellous core, not the canal);
        then an opening by the 6-neighbourhood removes one-voxel noise spurs of the solid mask.
+
+    ``dropped`` (bool array like ``lab``, optional) receives the bone of each vertebra's working-grid
+    label that step 2 dropped (components without deep interior, e.g. a neighbour's spinous process
+    that the working grid gave to this vertebra), for :func:`reassign_by_connectivity`.
     """
     sp = np.asarray(spacing_mm, float)
     st = _band_element(band_mm, sp)
@@ -185,6 +189,9 @@ def refine_native(lab: np.ndarray, hu: np.ndarray, spacing_mm: np.ndarray, corti
             small[0] = False
             keep[np.unique(cl[near & small[cl]])] = True
             keep[0] = False
+            if dropped is not None:
+                d = dropped[box]
+                d |= (cl > 0) & ~keep[cl] & m
             solid = keep[cl]
         solid = fill_axial_holes(fill_sections(solid), sp, axial_hole_mm2) & allowed
         solid = ndi.binary_opening(solid) | deep     # noise spurs on the filled (solid) mask
@@ -195,7 +202,8 @@ def refine_native(lab: np.ndarray, hu: np.ndarray, spacing_mm: np.ndarray, corti
 
 
 def reassign_by_connectivity(lab: np.ndarray, seeds: np.ndarray, hu: np.ndarray, n: int, *,
-                             keep: tuple[int, ...] = (), sigma_vox: float = 0.35) -> np.ndarray:
+                             keep: tuple[int, ...] = (), sigma_vox: float = 0.35,
+                             orphans: np.ndarray | None = None) -> np.ndarray:
     """Re-own the vertebra voxels by bony connectivity to a vertebral body (canonical arrays).
 
     ``lab`` holds the native-grid vertebrae 1…n; ``seeds`` (same grid, labels 1…n, 0 elsewhere) their
@@ -207,6 +215,10 @@ def reassign_by_connectivity(lab: np.ndarray, seeds: np.ndarray, hu: np.ndarray,
     union (otherwise its connection runs outside the field of view or across a gap: nothing to
     compare), and never when its owner is in ``keep`` (vertebrae cut by the field of view: their
     pedicles may lie outside it; they may still take back their own processes).
+
+    ``orphans`` (bool, optional): unlabelled bone that may join the flood (bone that
+    :func:`refine_native` dropped from a vertebra it was not connected to); such a voxel goes to the
+    vertebra whose flood reaches it, or stays 0 when none does.
     """
     from skimage.segmentation import watershed
 
@@ -214,6 +226,8 @@ def reassign_by_connectivity(lab: np.ndarray, seeds: np.ndarray, hu: np.ndarray,
     seeded[np.unique(seeds[(seeds > 0) & (seeds <= n)])] = True
     seeded[0] = False
     u = seeded[lab]                      # vertebrae without a body seed take no part
+    orph = np.zeros(lab.shape, bool) if orphans is None else orphans & (lab == 0)
+    u = u | orph
     if not u.any():
         return lab
     sl = ndi.find_objects(u.astype(np.uint8))[0]
@@ -228,6 +242,7 @@ def reassign_by_connectivity(lab: np.ndarray, seeds: np.ndarray, hu: np.ndarray,
     frozen = np.zeros(n + 1, bool)
     frozen[[k for k in keep if 0 < k <= n]] = True
     chg = (ws > 0) & (ws != old) & has[comp.astype(np.int64) * (n + 1) + old] & ~frozen[old]
+    chg |= (ws > 0) & orph[sl]
     out = lab.copy()
     o = out[sl]
     o[chg] = ws[chg]
