@@ -12,8 +12,11 @@ Each step (``injection_step_ml``):
    mobility λ = k/μ, μ = μ_cement,eff in cement voxels and μ_marrow elsewhere; the outer layer of
    the extravertebral spaces and (weakly) every marrow voxel drain to venous pressure 0. Solved
    with conjugate gradients preconditioned by a smoothed-aggregation AMG hierarchy (pyamg).
-2. Flux from cement into each front voxel q_j = Σ T_ij (p_i − p_j)⁺ over faces whose gradient
-   exceeds the yield threshold G = τ_y·√(φ/(2k)) (capillary-bundle Bingham threshold).
+2. Flux from cement into each front voxel q_j = Σ T_ij (p_i − p_back,j − θ_ij)⁺ (sub-voxel front):
+   the plug from the centre of i into j as far as j is filled (s_j) must yield,
+   θ_ij = τ_y·(G_i·h/2 + G_j·s_j·h), G = √(φ/(2k)) (capillary-bundle Bingham threshold), and the
+   face resistance is that of the same column with the power-law viscosity. The cement leaves each
+   cannula over its bore (an isobaric ball of the inner radius), not at a one-voxel point.
 3. The step volume is shared among the front voxels in proportion to q_j (the front advances
    where the flux is highest), up to each voxel's pore volume φ·v (cavity: v).
 4. Power law: μ_eff = K(t)·γ̇^(n−1), γ̇ = (3n+1)/(4n)·4|u|/√(8k/φ) (Christopher–Middleman) from the
@@ -327,6 +330,7 @@ def inject(model: VertebraModel, sources: list[np.ndarray], cavity: np.ndarray |
     phi_o = por.ravel()[faces.flat].astype(float)
     G = faces.conductance(k_o)                       # m³; T = G/μ
     void_o = open_void.ravel()[faces.flat]
+    iso_o = void_o | src_ball                          # voxels that join an isobaric node once filled
     leak_idx = np.flatnonzero(leak_any > 0)
     post_idx = np.flatnonzero(post_q & ~in_cav & (leak_any == 0))
     thr_fac = np.sqrt(np.maximum(phi_o, 1e-3) / (2.0 * np.maximum(k_o, 1e-16)))   # 1/m
@@ -358,7 +362,7 @@ def inject(model: VertebraModel, sources: list[np.ndarray], cavity: np.ndarray |
         # --- pressure in the cement region; marrow back-pressure on the front faces
         cid = np.flatnonzero(cement)
         # open voids filled with cement are isobaric: each connected one is a single node
-        cv = cement & (void_o | src_ball)
+        cv = cement & iso_o
         loc = np.full(n, -1, np.int64)
         nc = 0
         if cv.any():
@@ -383,8 +387,7 @@ def inject(model: VertebraModel, sources: list[np.ndarray], cavity: np.ndarray |
         fr_a = a_c & ~b_c      # cement at a, front at b
         fr_b = b_c & ~a_c
         # front faces: cement enters voxel j only where p_i − p_back,j exceeds the yield threshold
-        # θ_j = τ_y·√(φ_j/2k_j)·h of advancing one voxel (capillary bundle; a vein of diameter d:
-        # 4·τ_y·h/d). Volume-controlled syringe: the open set is found by an active-set iteration
+        # θ_ij of the plug reaching into j (below). Volume-controlled syringe: the open set is found by an active-set iteration
         # (faces below threshold carry no flow; the pressure rises until enough faces open).
         fr = np.flatnonzero(fr_a | fr_b)
         fr_c = np.where(fr_a[fr], la[fr], lb[fr])          # cement node
@@ -394,13 +397,21 @@ def inject(model: VertebraModel, sources: list[np.ndarray], cavity: np.ndarray |
         # so the face's resistance is (h/2)/k_i + s_j·h/k_j (floored at 5 % of a voxel), not the
         # centre-to-centre (h/2)(1/k_i + 1/k_j): a just-opened front voxel is not charged a half
         # voxel of bone it has not entered (the pressure would otherwise scale with the grid)
+        # An isobaric node (a filled void, the cannula's bore) has its pressure up to its boundary
+        # face: no half voxel on its side.
+        half_i = np.where(iso_o[fr_i], 0.0, 0.5)
         s_j = np.maximum(fill[fr_j], _FRONT_MIN_FRACTION)
-        G_fr = faces.aniso[sel][fr] * hm * hm / (0.5 * hm / k_o[fr_i] + s_j * hm / k_o[fr_j])
-        T_fr = G_fr / mu_face[fr]
+        G_fr = faces.aniso[sel][fr] * hm * hm / (half_i * hm / k_o[fr_i] + s_j * hm / k_o[fr_j])
+        # the yield stress of the plug entering j is the threshold θ_ij below (integrated over the
+        # column); the face's viscous resistance is the power-law part only (adding τ_y/γ̇ here
+        # counted the yield stress twice, with a lagged γ̇ that made the pressure spike when the
+        # flow moved to a face that had been idle)
+        mu_fr = K * np.clip(gam[fr_i], 1e-2, 1e3) ** (grade.n - 1.0)
+        T_fr = G_fr / mu_fr
         # sub-voxel front: the plug reaching into j spans h/2 of the cement voxel i (centre to face)
         # and the filled fraction s_j·h of j, so θ = τ_y·(G_i·h/2 + G_j·s_j·h) (G = √(φ/2k)) — the
         # continuum Bingham gradient threshold integrated over the real column, not one extra voxel
-        thr = p_back[fr_j] + tau_y * hm * (0.5 * thr_fac[fr_i] + fill[fr_j] * thr_fac[fr_j])   # Pa, absolute
+        thr = p_back[fr_j] + tau_y * hm * (half_i * thr_fac[fr_i] + fill[fr_j] * thr_fac[fr_j])   # Pa, absolute
         Tcc = T[cc]
         rows_cc = np.concatenate([la[cc], lb[cc]])
         cols_cc = np.concatenate([lb[cc], la[cc]])
