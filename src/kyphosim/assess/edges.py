@@ -18,15 +18,29 @@ lies and never moves a surface by more than that; a best fit at an end of the in
 (the CT says "at this end or beyond", the mask says "not beyond"). Widening the interval by 0.3–1 mm
 or falling back to the mask midpoint at the ends both measured worse on the phantom cohort.
 
-Parameters (not fitted, because a plate thinner than the blur is not identifiable from its blurred
-profile: only its centre ``b − s/2`` and its mass are):
+Samples (session 3): the line is sampled only at its *knots*, where it crosses a plane of voxel
+centres of the grid axis most nearly along it (:func:`knot_lines`), and the model is evaluated at
+those very positions (:func:`fit_plate_edges_knots`). A fit to the trilinear interpolation between
+samples (the session-1/2 method, :func:`fit_plate_edges`, kept for comparison) must match a smooth
+model to a piecewise-linear curve whose kinks sit wherever the voxel centres fall; on slices of
+1.5–2 mm this left the surface's place between two voxel centres nearly undetermined (phantom surface
+errors SD 0.26–0.33 mm, mask alone 0.35–0.40 mm).
+
+Parameters:
 
 * ``s`` = :data:`PLATE_MM` = 0.8 mm, a typical thickness of the bony endplate (0.5–1 mm, thinnest
-  centrally: Palepu et al., Int J Spine Surg 2019;13(4):361; the same source as the phantom's model).
-* ``σ`` = :data:`SIGMA_PER_VOXEL` × the voxel extent along the line (at least :data:`SIGMA_MIN_MM`):
-  a reconstruction whose resolution matches its sampling (full width at half maximum ≈ the voxel
-  size, 2.355·0.42 ≈ 1) — the usual design of clinical CT grids (slice sensitivity profile FWHM ≈
-  nominal slice thickness). A wrong ``σ`` mostly changes the plate's fitted width, not its centre.
+  centrally: Palepu et al., Int J Spine Surg 2019;13(4):361; the same source as the phantom's model);
+  not fitted, because a plate thinner than the blur is not identifiable from its blurred profile
+  (only its centre ``b − s/2`` and its mass are).
+* ``σ``: chosen from the data (:func:`estimate_sigma`) among :data:`SIGMA_RATIOS` × the voxel
+  extent along the line (a response of FWHM 0.8–1.8 voxels), by the least residual pooled over all
+  lines of a body: lines whose surface falls at different places between the knots see the blurred
+  plate at different phases, which makes σ identifiable (the principle of the slanted-edge
+  measurement of a scanner's edge response). The choice is biased towards the sharpest candidate on
+  coarse samples, so it is a bounded choice, not a PSF measurement (docs/assessment.md: on the
+  phantom cohort it mostly picks the lower bound, 0.35 × voxel). The fixed ``σ`` =
+  :data:`SIGMA_PER_VOXEL` × voxel remains the fallback (and read 1.5–2 mm phantom heights 0.2–0.4 mm
+  low with the knot samples).
 
 Robustness: a column is used only when the fitted plate stands out from both sides by at least
 :data:`MIN_PLATE_CONTRAST_HU` (the deblurred plate level above the larger of the two sides); otherwise
@@ -45,8 +59,9 @@ from scipy.special import ndtr
 
 from kyphosim.imaging.volume import Volume, apply_affine
 
-__all__ = ["PLATE_MM", "WALL_MM", "SIGMA_PER_VOXEL", "SIGMA_MIN_MM", "MIN_PLATE_CONTRAST_HU", "CTCrop", "EdgeFit",
-           "fit_plate_edges", "refine_surfaces"]
+__all__ = ["PLATE_MM", "WALL_MM", "SIGMA_PER_VOXEL", "SIGMA_MIN_MM", "SIGMA_RATIOS", "MIN_PLATE_CONTRAST_HU",
+           "CTCrop", "EdgeFit", "fit_plate_edges", "knot_lines", "fit_plate_edges_knots", "estimate_sigma",
+           "refine_surfaces"]
 
 PLATE_MM = 0.8
 #: thickness (mm) of the cortical shell of the anterior/posterior walls used for the body depth
@@ -138,9 +153,137 @@ def fit_plate_edges(profiles: np.ndarray, x_mm: np.ndarray, half_interval_mm: fl
     return EdgeFit(np.clip(b, -lim, lim), mass, contrast, ok)
 
 
+def knot_lines(crop: CTCrop, origins_mm: np.ndarray, direction: np.ndarray, t0_mm: np.ndarray, sign: float,
+               x_lo: float, x_hi: float) -> tuple[np.ndarray, np.ndarray]:
+    """CT samples of each line at its *knots* and their positions ``x`` (mm, outward from ``t0``).
+
+    A knot is where the line crosses a plane of voxel centres of the grid axis most nearly along the
+    line: there trilinear interpolation is exact along that axis (only a bilinear average of the
+    neighbouring columns across it), so the sample is the reconstructed CT value itself rather than
+    a linear interpolation between two samples up to a voxel apart. Returns (values, x), both
+    (M, K), NaN-padded where a line has fewer knots in ``[x_lo, x_hi]``.
+    """
+    o = apply_affine(crop.inv, np.asarray(origins_mm, float).reshape(-1, 3))      # (M, 3) index
+    d = crop.inv[:3, :3] @ np.asarray(direction, float)                              # index per mm
+    a = int(np.argmax(np.abs(d)))
+    step = sign * d[a]                                  # index change per mm of outward x
+    t0 = np.asarray(t0_mm, float).ravel()
+    i_at0 = o[:, a] + t0 * d[a]                         # index of the line point x = 0
+    i_lo = np.minimum(i_at0 + step * x_lo, i_at0 + step * x_hi)
+    i_hi = np.maximum(i_at0 + step * x_lo, i_at0 + step * x_hi)
+    k0 = np.ceil(i_lo - 1e-9)
+    n_k = int(np.max(np.floor(i_hi + 1e-9) - k0)) + 1 if t0.size else 0
+    n_k = max(n_k, 1)
+    ks = k0[:, None] + np.arange(n_k)[None, :]
+    x = (ks - i_at0[:, None]) / step                    # (M, K) outward mm
+    inside = (ks <= i_hi[:, None] + 1e-9)
+    x = np.where(inside, x, np.nan)
+    order = np.argsort(np.where(np.isnan(x), np.inf, x), axis=1)
+    x = np.take_along_axis(x, order, axis=1)
+    t = t0[:, None] + sign * np.nan_to_num(x)
+    vals = crop.lines(np.asarray(origins_mm, float).reshape(-1, 3), direction, t)
+    vals = np.where(np.isnan(x), np.nan, vals)
+    return vals, x
+
+
+def fit_plate_edges_knots(values: np.ndarray, x_mm: np.ndarray, half_interval_mm: float, sigma_mm: float,
+                          plate_mm: float = PLATE_MM) -> tuple[EdgeFit, np.ndarray]:
+    """:func:`fit_plate_edges` on knot samples (each line its own positions ``x_mm``, NaN = none).
+
+    The model is evaluated at the very sample positions, so nothing depends on where the surface
+    falls between two voxel centres. Returns the fit and each line's least residual (HU²)."""
+    y = np.asarray(values, float)
+    x = np.asarray(x_mm, float)
+    w = (np.isfinite(y) & np.isfinite(x)).astype(float)               # (N, K)
+    y = np.where(w > 0, y, 0.0)
+    xx = np.where(w > 0, x, 0.0)
+    lim = half_interval_mm
+    bc = np.arange(-lim, lim + 1e-9, _CAND_STEP_MM)                    # (B,)
+    z = xx[:, None, :] - bc[None, :, None]                             # (N, B, K)
+    f_out = ndtr(z / sigma_mm)
+    f_in = ndtr((-plate_mm - z) / sigma_mm)
+    f_p = 1.0 - f_out - f_in
+    A = np.stack([f_out, f_p, f_in], axis=3) * w[:, None, :, None]   # (N, B, K, 3)
+    AtA = np.einsum("nbki,nbkj->nbij", A, A)
+    Aty = np.einsum("nbki,nk->nbi", A, y)
+    ridge = 1e-6 * np.trace(AtA, axis1=2, axis2=3)[..., None, None] * np.eye(3) + 1e-9 * np.eye(3)
+    coef = np.linalg.solve(AtA + ridge, Aty[..., None])[..., 0]      # (N, B, 3)
+    sse = (y * y).sum(axis=1)[:, None] - np.einsum("nbi,nbi->nb", Aty, coef)
+    n = y.shape[0]
+    k = np.argmin(sse, axis=1)
+    cols = np.arange(n)
+    km = np.clip(k, 1, bc.size - 2)
+    y0, y1, y2 = sse[cols, km - 1], sse[cols, km], sse[cols, km + 1]
+    den = y0 - 2.0 * y1 + y2
+    with np.errstate(all="ignore"):
+        off = np.where(den > 0, 0.5 * (y0 - y2) / np.where(den > 0, den, 1.0), 0.0)
+    b = bc[km] + np.clip(off, -1.0, 1.0) * _CAND_STEP_MM
+    co = coef[cols, k]                                                 # (N, 3)
+    contrast = co[:, 1] - np.maximum(co[:, 0], co[:, 2])
+    mass = (co[:, 1] - co[:, 2]) * plate_mm
+    valid = w.sum(axis=1) >= 4
+    ok = valid & (contrast >= MIN_PLATE_CONTRAST_HU)
+    return EdgeFit(np.clip(b, -lim, lim), mass, contrast, ok), np.where(valid, sse[cols, k], np.nan)
+
+
+#: candidate blur widths, as multiples of the voxel extent along the line (FWHM 0.8–1.8 voxels). The
+#: least-residual choice is biased towards the sharpest candidate on coarse samples (a sharper model
+#: fits a few knots more easily): widening the range to 0.25 read 1.5 mm phantom heights +0.2 mm high
+#: (docs/assessment.md), so the lower end stays at FWHM ≈ 0.8 voxel.
+SIGMA_RATIOS = (0.35, 0.42, 0.50, 0.58, 0.67, 0.75)
+
+
+def _window(voxel_mm: float, sig: float, plate_mm: float, side_mm: float = 0.0) -> tuple[float, float]:
+    """Sample window (mm, outward) around a mask surface: the mask's ±½ voxel, the plate, and the
+    blur on each side — at least ``side_mm`` beyond the plate on both sides."""
+    half = 0.5 * float(voxel_mm)
+    return -half - plate_mm - max(1.5, 2.0 * sig, side_mm), half + max(2.5 * sig + 0.5, side_mm)
+
+
+def estimate_sigma(crop: CTCrop, line_sets, voxel_mm: float, *, plate_mm: float = PLATE_MM,
+                   side_mm: float = 0.0) -> float:
+    """Blur SD (mm) of the CT along these lines, chosen by the least pooled residual of the knot fits.
+
+    ``line_sets``: iterable of (origins (M, 3), direction (3,), t_mask (M,), sign). Each σ of
+    :data:`SIGMA_RATIOS` × ``voxel_mm`` (≥ :data:`SIGMA_MIN_MM`) is fitted on every line; the residuals
+    are summed over the lines fitted with a plate at every σ. Lines whose surface falls at different
+    places between the knots see the blurred plate at different phases, which is what makes σ
+    identifiable (as in the slanted-edge measurement of a scanner's edge response).
+    """
+    sigmas = sorted({max(SIGMA_MIN_MM, r * float(voxel_mm)) for r in SIGMA_RATIOS})
+    half = 0.5 * float(voxel_mm)
+    # the same samples for every σ (the window of the default σ), so the residuals compare
+    lo, hi = _window(voxel_mm, max(SIGMA_MIN_MM, SIGMA_PER_VOXEL * float(voxel_mm)), plate_mm, side_mm)
+    data = []
+    for org, direction, t, sign in line_sets:
+        t = np.asarray(t, float).ravel()
+        fin = np.isfinite(t)
+        if fin.sum() == 0:
+            continue
+        o = np.asarray(org, float).reshape(-1, 3)[fin]
+        data.append(knot_lines(crop, o, direction, t[fin], sign, lo, hi))
+    if not data:
+        return max(SIGMA_MIN_MM, SIGMA_PER_VOXEL * float(voxel_mm))
+    sse, oks = [], []
+    for sg in sigmas:
+        e, k = [], []
+        for kv, kx in data:
+            fit, r = fit_plate_edges_knots(kv, kx, half, sg, plate_mm)
+            e.append(r)
+            k.append(fit.ok)
+        sse.append(np.concatenate(e))
+        oks.append(np.concatenate(k))
+    use = np.all(oks, axis=0) & np.all(np.isfinite(sse), axis=0)
+    if use.sum() < 5:
+        return max(SIGMA_MIN_MM, SIGMA_PER_VOXEL * float(voxel_mm))
+    tot = [float(v[use].sum()) for v in sse]
+    return float(sigmas[int(np.argmin(tot))])
+
+
 def refine_surfaces(crop: CTCrop, origins_mm: np.ndarray, direction: np.ndarray, t_mask: np.ndarray,
                     sign: float, voxel_mm: float, *, plate_mm: float = PLATE_MM,
-                    sigma_mm: float | None = None, return_mass: bool = False):
+                    sigma_mm: float | None = None, return_mass: bool = False, side_mm: float = 0.0,
+                    knots: bool = True):
     """Refine mask surface positions ``t_mask`` (mm along ``direction`` from ``origins``) on the CT.
 
     ``sign`` = +1 when outwards is +direction (superior endplate along +SI), −1 otherwise.
@@ -158,13 +301,16 @@ def refine_surfaces(crop: CTCrop, origins_mm: np.ndarray, direction: np.ndarray,
     half = 0.5 * float(voxel_mm)
     sig = max(SIGMA_MIN_MM, SIGMA_PER_VOXEL * float(voxel_mm)) if sigma_mm is None else float(sigma_mm)
     lim = half + _EXTRA_MM
-    lo = -lim - plate_mm - max(1.5, 2.0 * sig)
-    hi = lim + 2.5 * sig + 0.5
+    lo, hi = _window(voxel_mm, sig, plate_mm, side_mm)
     x = np.arange(lo, hi + 1e-9, _SAMPLE_MM)
     o = np.asarray(origins_mm, float).reshape(-1, 3)[fin.ravel()]
     tb = t_mask.ravel()[fin.ravel()]
-    prof = crop.lines(o, direction, tb[:, None] + sign * x[None, :])
-    fit = fit_plate_edges(prof, x, half, sig, plate_mm)
+    if knots:
+        kv, kx = knot_lines(crop, o, direction, tb, sign, lo, hi)
+        fit, _ = fit_plate_edges_knots(kv, kx, half, sig, plate_mm)
+    else:
+        prof = crop.lines(o, direction, tb[:, None] + sign * x[None, :])
+        fit = fit_plate_edges(prof, x, half, sig, plate_mm)
     new = np.where(fit.ok, tb + sign * fit.offset_mm, tb)
     flat_out = out.ravel()
     flat_ok = ok_all.ravel()

@@ -248,6 +248,8 @@ def _boundaries_along(sampler: _Sampler, origins: np.ndarray, direction: np.ndar
 #: CT edge refinement is used when the voxel extent along SI is at most this (mm): the thin-plate model
 #: was checked on phantom grids up to 3 mm along SI
 CT_REFINE_MAX_VOXEL_MM = 3.5
+#: the anterior/posterior wall fits sample at least this many voxels (along AP) beyond the blur on each side
+WALL_SIDE_VOXELS = 1.0
 
 
 # ------------------------------------------------------------------------------- the geometry
@@ -309,6 +311,7 @@ class BodyGeometry:
         self.__dict__.pop("_endplate_cache", None)
         self.__dict__.pop("_ct_crop", None)
         self.__dict__.pop("_ct_cols_cache", None)
+        self.__dict__.pop("_ct_sigma", None)
         self.subendplate_hu = (None, None, None)
         self.subendplate_band = False
         if ct is not None:
@@ -369,7 +372,7 @@ class BodyGeometry:
         with the cortical shell's thickness (:data:`kyphosim.assess.edges.WALL_MM`). Lines without a
         clear cortex (the basivertebral foramen on the posterior wall) keep the mask crossing.
         """
-        from kyphosim.assess.edges import WALL_MM, refine_surfaces
+        from kyphosim.assess.edges import WALL_MM, estimate_sigma, refine_surfaces
 
         crop = self._crop_ct()
         if crop is None:
@@ -382,8 +385,13 @@ class BodyGeometry:
         if not (np.isfinite(ta).any() and np.isfinite(tpo).any()):
             return
         vox_ap = voxel_extent_along(self._labels_affine, f.ap)
-        ra, _ = refine_surfaces(crop, origins, f.ap, ta, +1.0, vox_ap, plate_mm=WALL_MM)
-        rp, _ = refine_surfaces(crop, origins, f.ap, tpo, -1.0, vox_ap, plate_mm=WALL_MM)
+        # at least one voxel of plateau beyond the blur on each side of the wall (trabecular core inside,
+        # soft tissue / canal outside), so that a coarse AP axis still gives ≥ 4 knots for 4 unknowns
+        side = WALL_SIDE_VOXELS * vox_ap
+        sig = estimate_sigma(crop, [(origins, f.ap, ta, +1.0), (origins, f.ap, tpo, -1.0)], vox_ap,
+                             plate_mm=WALL_MM, side_mm=side)
+        ra, _ = refine_surfaces(crop, origins, f.ap, ta, +1.0, vox_ap, plate_mm=WALL_MM, sigma_mm=sig, side_mm=side)
+        rp, _ = refine_surfaces(crop, origins, f.ap, tpo, -1.0, vox_ap, plate_mm=WALL_MM, sigma_mm=sig, side_mm=side)
         # the mask estimate of the same lines, to move the stored margins by the refinement only
         d_ant = _trimmed_mean(ra) - _trimmed_mean(ta)
         d_post = _trimmed_mean(rp) - _trimmed_mean(tpo)
@@ -455,10 +463,32 @@ class BodyGeometry:
             return tp, tm, z, z, np.full(tp.shape, np.nan), np.full(tp.shape, np.nan)
         loc = np.stack([LR.ravel(), AP.ravel(), np.zeros(LR.size)], axis=1)
         org = self.frame.to_world(loc)
-        rp, okp, mp = refine_surfaces(crop, org, self.frame.si, tp.ravel(), +1.0, self.voxel_si_mm, return_mass=True)
-        rm, okm, mm = refine_surfaces(crop, org, self.frame.si, tm.ravel(), -1.0, self.voxel_si_mm, return_mass=True)
+        sig = self._ct_sigma_si()
+        rp, okp, mp = refine_surfaces(crop, org, self.frame.si, tp.ravel(), +1.0, self.voxel_si_mm, sigma_mm=sig,
+                                      return_mass=True)
+        rm, okm, mm = refine_surfaces(crop, org, self.frame.si, tm.ravel(), -1.0, self.voxel_si_mm, sigma_mm=sig,
+                                      return_mass=True)
         sh = tp.shape
         return rp.reshape(sh), rm.reshape(sh), okp.reshape(sh), okm.reshape(sh), mp.reshape(sh), mm.reshape(sh)
+
+    def _ct_sigma_si(self) -> float | None:
+        """Blur SD (mm) of the CT along SI at this body, estimated once from the Ha/Hm/Hp columns of both
+        endplates (:func:`kyphosim.assess.edges.estimate_sigma`); None = the default rule."""
+        if "_ct_sigma" in self.__dict__:
+            return self.__dict__["_ct_sigma"]
+        from kyphosim.assess.edges import estimate_sigma
+
+        sig = None
+        crop = self._crop_ct()
+        if crop is not None:
+            _, columns = self._height_layout()
+            sets = []
+            for LR, AP, tp, tm in columns:
+                org = self.frame.to_world(np.stack([LR.ravel(), AP.ravel(), np.zeros(LR.size)], axis=1))
+                sets += [(org, self.frame.si, tp.ravel(), +1.0), (org, self.frame.si, tm.ravel(), -1.0)]
+            sig = estimate_sigma(crop, sets, self.voxel_si_mm)
+        self.__dict__["_ct_sigma"] = sig
+        return sig
 
     def _ct_height_columns(self, key, columns):
         """Refined surfaces of the height columns (cached per layout) — see :meth:`measure_heights`."""
