@@ -187,7 +187,8 @@ def knot_lines(crop: CTCrop, origins_mm: np.ndarray, direction: np.ndarray, t0_m
 
 
 def fit_plate_edges_knots(values: np.ndarray, x_mm: np.ndarray, half_interval_mm: float, sigma_mm: float,
-                          plate_mm: float = PLATE_MM) -> tuple[EdgeFit, np.ndarray]:
+                          plate_mm: float = PLATE_MM,
+                          cand_step_mm: float = _CAND_STEP_MM) -> tuple[EdgeFit, np.ndarray]:
     """:func:`fit_plate_edges` on knot samples (each line its own positions ``x_mm``, NaN = none).
 
     The model is evaluated at the very sample positions, so nothing depends on where the surface
@@ -198,17 +199,28 @@ def fit_plate_edges_knots(values: np.ndarray, x_mm: np.ndarray, half_interval_mm
     y = np.where(w > 0, y, 0.0)
     xx = np.where(w > 0, x, 0.0)
     lim = half_interval_mm
-    bc = np.arange(-lim, lim + 1e-9, _CAND_STEP_MM)                    # (B,)
+    bc = np.arange(-lim, lim + 1e-9, cand_step_mm)                     # (B,)
     z = xx[:, None, :] - bc[None, :, None]                             # (N, B, K)
     f_out = ndtr(z / sigma_mm)
     f_in = ndtr((-plate_mm - z) / sigma_mm)
     f_p = 1.0 - f_out - f_in
-    A = np.stack([f_out, f_p, f_in], axis=3) * w[:, None, :, None]   # (N, B, K, 3)
-    AtA = np.einsum("nbki,nbkj->nbij", A, A)
-    Aty = np.einsum("nbki,nk->nbi", A, y)
-    ridge = 1e-6 * np.trace(AtA, axis1=2, axis2=3)[..., None, None] * np.eye(3) + 1e-9 * np.eye(3)
-    coef = np.linalg.solve(AtA + ridge, Aty[..., None])[..., 0]      # (N, B, 3)
-    sse = (y * y).sum(axis=1)[:, None] - np.einsum("nbi,nbi->nb", Aty, coef)
+    wk = w[:, None, :]
+    f = (f_out * wk, f_p * wk, f_in * wk)                              # 3 × (N, B, K)
+    # normal equations of the three levels per line and candidate, solved in closed form (3 × 3)
+    g = {(i, j): (f[i] * f[j]).sum(axis=2) for i in range(3) for j in range(i, 3)}
+    r = [(f[i] * y[:, None, :]).sum(axis=2) for i in range(3)]        # 3 × (N, B)
+    eps = 1e-6 * (g[0, 0] + g[1, 1] + g[2, 2]) + 1e-9
+    a, b_, c = g[0, 0] + eps, g[0, 1], g[0, 2]
+    d, e, h = g[1, 1] + eps, g[1, 2], g[2, 2] + eps
+    # adjugate of the symmetric matrix [[a, b, c], [b, d, e], [c, e, h]]
+    A00, A01, A02 = d * h - e * e, c * e - b_ * h, b_ * e - c * d
+    A11, A12, A22 = a * h - c * c, b_ * c - a * e, a * d - b_ * b_
+    det = a * A00 + b_ * A01 + c * A02
+    det = np.where(np.abs(det) > 0, det, 1e-300)
+    coef = np.stack([(A00 * r[0] + A01 * r[1] + A02 * r[2]) / det,
+                     (A01 * r[0] + A11 * r[1] + A12 * r[2]) / det,
+                     (A02 * r[0] + A12 * r[1] + A22 * r[2]) / det], axis=2)   # (N, B, 3)
+    sse = (y * y).sum(axis=1)[:, None] - (coef[..., 0] * r[0] + coef[..., 1] * r[1] + coef[..., 2] * r[2])
     n = y.shape[0]
     k = np.argmin(sse, axis=1)
     cols = np.arange(n)
@@ -217,7 +229,7 @@ def fit_plate_edges_knots(values: np.ndarray, x_mm: np.ndarray, half_interval_mm
     den = y0 - 2.0 * y1 + y2
     with np.errstate(all="ignore"):
         off = np.where(den > 0, 0.5 * (y0 - y2) / np.where(den > 0, den, 1.0), 0.0)
-    b = bc[km] + np.clip(off, -1.0, 1.0) * _CAND_STEP_MM
+    b = bc[km] + np.clip(off, -1.0, 1.0) * cand_step_mm
     co = coef[cols, k]                                                 # (N, 3)
     contrast = co[:, 1] - np.maximum(co[:, 0], co[:, 2])
     mass = (co[:, 1] - co[:, 2]) * plate_mm
