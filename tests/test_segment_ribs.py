@@ -103,3 +103,20 @@ def test_orphan_bone_joins_the_vertebra_it_is_joined_to():
     assert (out[12:16, 5:7, 5:7] == 1).all()
     assert (out[18:20, 0:2, 0:2] == 0).all()
     assert (reassign_by_connectivity(lab, seeds, hu, 2) == lab).all()
+
+
+def test_fill_interiors_adds_enclosed_voxels_only():
+    """A process's cortex (a hollow bar, label 1) encloses its cancellous core: filled; another
+    label's voxels and open space stay as they are; nothing is removed."""
+    from kyphosim.segment.refine import fill_interiors
+
+    lab = np.zeros((20, 20, 20), np.int32)
+    lab[4:16, 4:10, 4:10] = 1
+    lab[5:15, 5:9, 5:9] = 0          # the core, enclosed in every section
+    lab[7, 6, 6] = 2                 # a voxel of another vertebra inside it
+    lab[12:18, 12:18, 12:18] = 3
+    out = fill_interiors(lab, np.ones(3), 3)
+    assert (out[5:15, 5:9, 5:9][lab[5:15, 5:9, 5:9] == 0] == 1).all()
+    assert out[7, 6, 6] == 2
+    assert ((out == lab) | (lab == 0)).all()
+    assert (out[0:3] == 0).all()

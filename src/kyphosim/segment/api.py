@@ -15,7 +15,7 @@ from kyphosim.imaging.labels import SACRUM_ID, level_region, vertebra_id
 from kyphosim.imaging.volume import Volume
 from kyphosim.segment.bone import extract_bone
 from kyphosim.segment.column import Axis, find_axis
-from kyphosim.segment.refine import complete_labels, reassign_by_connectivity, refine_native
+from kyphosim.segment.refine import complete_labels, fill_interiors, reassign_by_connectivity, refine_native
 from kyphosim.segment.labelling import Landmarks, LevelLabel, assign_labels
 from kyphosim.segment.split import Segment, axis_profile, split_axis
 
@@ -267,6 +267,9 @@ def segment_spine(ct: Volume, *, backend: str = "auto", anchor: tuple[str, float
         seeds = np.where(sub_full == 1, seg_full, 0)
         cut = tuple(i + 1 for i, s in enumerate(wk.segments) if s.cut_lo or s.cut_hi)
         seg_full = reassign_by_connectivity(seg_full, seeds, can.data, nseg, keep=cut, orphans=dropped)
+        # with the owners settled, a process that the working grid had split between two labels is
+        # whole again: its cortex now encloses its cancellous interior in the sections
+        seg_full = fill_interiors(seg_full, can.spacing, nseg)
     sub_full = _fill_nearest(np.where(seg_full > 0, sub_full, 0), seg_full > 0)
     verts = [i + 1 for i in range(nseg) if lut[i + 1] not in (0, SACRUM_ID)]
     canal = find_canal(seg_full, verts, can.spacing)

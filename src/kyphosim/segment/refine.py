@@ -24,7 +24,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 __all__ = ["fill_sections", "fill_axial_holes", "complete_labels", "refine_native", "halfmax_bone",
-           "reassign_by_connectivity"]
+           "reassign_by_connectivity", "fill_interiors"]
 
 
 def fill_sections(mask: np.ndarray, axes: tuple[int, ...] = (0, 1)) -> np.ndarray:
@@ -246,4 +246,21 @@ def reassign_by_connectivity(lab: np.ndarray, seeds: np.ndarray, hu: np.ndarray,
     out = lab.copy()
     o = out[sl]
     o[chg] = ws[chg]
+    return out
+
+
+def fill_interiors(lab: np.ndarray, spacing_mm: np.ndarray, n: int, *, axial_hole_mm2: float = 50.0) -> np.ndarray:
+    """Add to each vertebra 1…n the unlabelled voxels its mask encloses: holes of its sagittal and
+    coronal sections and axial holes up to ``axial_hole_mm2`` (as in :func:`refine_native` step 3);
+    never takes another label's voxel and removes nothing."""
+    sp = np.asarray(spacing_mm, float)
+    out = lab.copy()
+    for k, box in enumerate(_boxes(lab, n, margin=1), start=1):
+        if box is None:
+            continue
+        sub = lab[box]
+        m = sub == k
+        f = fill_axial_holes(fill_sections(m), sp, axial_hole_mm2)
+        o = out[box]
+        o[f & (o == 0)] = k
     return out
