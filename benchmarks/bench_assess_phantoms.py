@@ -1,6 +1,9 @@
 """Phantom cohort benchmark of the assessment: heights, Genant grade and type against phantom truth.
 
-    python benchmarks/bench_assess_phantoms.py [--n 60] [--jobs 4] [--out results.json]
+    python benchmarks/bench_assess_phantoms.py [--start 0] [--n 60] [--jobs 1] [--cache DIR] [--out results.json]
+
+Cohorts (docs/assessment.md): seeds 0–59 and 60–119 were used to develop the edge model; seeds 120–179
+(``--start 120 --n 60``) were first run in session 3 after the method was final (held out).
 
 Each phantom i is defined by a fixed seed (all Genant grades × types, acute/chronic, clefts,
 retropulsion, spacings 0.5–3 mm, several orientations). Per level we compare:
