@@ -31,6 +31,10 @@ BOUNDARY_FRACTION = 0.3
 #: voxel edge exceeds this (mm): the facet joint space is 1-2 mm; on 3 mm slices it is partial-volumed
 #: away and the flood crosses it (measured: verse007/012 whole-vertebra Dice -0.05 to -0.10 per level)
 OWNERSHIP_MAX_SPACING_MM = 2.0
+#: second native redraw after the ownership flood: its input is already a native-grid mask (no
+#: working-grid fattening), so the trusted interior is everything deeper than the 2 mm band that is
+#: redrawn (the first redraw trusts only 4 mm deep: the working grid's masks are up to ~3 mm fat)
+REDRAW_DEEP_MM = 2.0
 
 
 @dataclass
@@ -270,6 +274,10 @@ def segment_spine(ct: Volume, *, backend: str = "auto", anchor: tuple[str, float
         # with the owners settled, a process that the working grid had split between two labels is
         # whole again: its cortex now encloses its cancellous interior in the sections
         seg_full = fill_interiors(seg_full, can.spacing, nseg)
+        # then each vertebra is redrawn once more on the CT with its owner settled: the boundary of a
+        # process that two labels shared, and bone held through another level's mask, are decided again
+        seg_full = refine_native(seg_full, can.data, can.spacing, cortical_threshold(can.spacing), nseg,
+                                 frac=surface_fraction, deep_mm=REDRAW_DEEP_MM)
     sub_full = _fill_nearest(np.where(seg_full > 0, sub_full, 0), seg_full > 0)
     verts = [i + 1 for i in range(nseg) if lut[i + 1] not in (0, SACRUM_ID)]
     canal = find_canal(seg_full, verts, can.spacing)
