@@ -29,10 +29,12 @@ def files(tmp_path_factory):
 def test_simulate_cli(cli, capsys, files, tmp_path):
     out = tmp_path / "sim"
     code, stdout, err = cli(["simulate", files / "ct.nii.gz", "--labels", files / "labels.nii.gz", "--level", "L1",
-                             "--plan", files / "plan.json", "--resolution", "1.0", "--out", out], capsys)
+                             "--plan", files / "plan.json", "--resolution", "1.0", "--injection-start", "7.5",
+                             "--out", out], capsys)
     assert code == 0, err
     d = json.loads((out / "simulation.json").read_text())
     assert d["schema"] == "kyphosim.simulation/1"
+    assert d["cement"]["injection_start_min"] == pytest.approx(7.5)
     for name in ("cavity.nii.gz", "cement.nii.gz", "pressure_volume.png", "heights.png",
                  "step1_access.png", "step2_inflation.png", "step3_deflation.png", "step4_cement.png",
                  "step5_set.png", "fluoro_ap_lateral.png"):
@@ -66,3 +68,6 @@ def test_cli_errors(cli, capsys, files, tmp_path):
     code, _, err = cli(["simulate", files / "ct.nii.gz", "--labels", files / "labels.nii.gz", "--level", "L4",
                         "--out", tmp_path], capsys)
     assert code == 2
+    code, _, err = cli(["compare", files / "ct.nii.gz", "--labels", files / "labels.nii.gz", "--level", "L1",
+                        "--injection-start", "30", "--out", tmp_path / "late"], capsys)
+    assert code == 2 and "--injection-start" in err and not (tmp_path / "late").exists()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 
 from kyphosim.cli.simulate import (ApproachOpt, BalloonOpt, CementVolumeOpt, CtArg, FiguresOpt, FractureAgeOpt,
-                                   LabelsOpt, LevelOpt, OutOpt, PlanOpt, ResampleOpt, ResolutionOpt, SubregionsOpt,
-                                   ViscosityOpt, parse_level)
+                                   InjectionStartOpt, LabelsOpt, LevelOpt, OutOpt, PlanOpt, ResampleOpt, ResolutionOpt,
+                                   SubregionsOpt, ViscosityOpt, parse_level, simulation_params)
 
 
 def compare_command(
@@ -14,6 +14,7 @@ def compare_command(
     approach: ApproachOpt = "bipedicular", balloon: BalloonOpt = 15, cement_volume: CementVolumeOpt = None,
     viscosity: ViscosityOpt = "medium", resolution: ResolutionOpt = 0.5, subregions: SubregionsOpt = None,
     fracture_age: FractureAgeOpt = None, resample_labels: ResampleOpt = False, figures: FiguresOpt = True,
+    injection_start: InjectionStartOpt = None,
 ) -> None:
     """Run kyphoplasty and vertebroplasty on the same level; writes comparison.json, both
     simulations (kp_/vp_ prefixes) and comparison.png."""
@@ -21,12 +22,13 @@ def compare_command(
     from kyphosim.fileio import write_json
 
     lid = parse_level(level)
+    simulation_params(injection_start)  # a bad clock fails before the inputs are read
     vol, lab, sub = load_inputs(ct, labels, subregions, resample_labels)
     pl = load_plan(plan)
     res = {}
     for tech, tag in (("kyphoplasty", "kp"), ("vertebroplasty", "vp")):
         res[tag] = run_simulation(vol, lab, sub, lid, pl, tech, approach, balloon, cement_volume, viscosity,
-                                  resolution, fracture_age, label=f" {tag}")
+                                  resolution, fracture_age, label=f" {tag}", injection_start=injection_start)
         write_outputs(res[tag], vol, out, figures=figures, prefix=f"{tag}_")
 
     def row(r):

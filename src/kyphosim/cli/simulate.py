@@ -50,18 +50,36 @@ def load_plan(path: Optional[Path]) -> Optional[dict]:
     return plan
 
 
+def simulation_params(injection_start: float | None):
+    """Simulation parameters with the CLI's injection clock (minutes after mixing; None = the grade's
+    default start). Outside 0–17 min (mixing to the cement's setting time, Boger 2008) is an InputError."""
+    from dataclasses import replace
+
+    from kyphosim.errors import InputError
+    from kyphosim.simulation.params import DEFAULT_PARAMS
+
+    if injection_start is None:
+        return DEFAULT_PARAMS
+    if not 0.0 <= injection_start < 17.0:
+        raise InputError(f"--injection-start must be 0–17 min after mixing (PMMA sets at ≈ 17 min), "
+                         f"got {injection_start:g}")
+    return replace(DEFAULT_PARAMS, injection_start_min=float(injection_start))
+
+
 def run_simulation(vol, lab, sub, level, plan, technique, approach, balloon, cement_volume, viscosity,
-                   resolution, fracture_age, label: str = ""):
+                   resolution, fracture_age, label: str = "", injection_start: float | None = None):
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from kyphosim.simulation import simulate
+
+    params = simulation_params(injection_start)
 
     with Progress(TextColumn(f"[bold]simulate{label}[/] {{task.description:<10}}"), BarColumn(),
                   TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(), transient=True) as prog:
         task = prog.add_task("model", total=1.0)
         return simulate(vol, lab, level, plan=plan, technique=technique, approach=approach,
                         balloon_length_mm=balloon, cement_volume_ml=cement_volume, viscosity=viscosity,
-                        resolution_mm=resolution, subregions=sub, fracture_age=fracture_age,
+                        resolution_mm=resolution, subregions=sub, fracture_age=fracture_age, params=params,
                         progress=lambda stage, f: prog.update(task, description=stage, completed=f))
 
 
@@ -87,6 +105,8 @@ ApproachOpt = Annotated[str, typer.Option("--approach", help="bipedicular | unip
 BalloonOpt = Annotated[float, typer.Option("--balloon", help="Balloon length, mm (10, 15 or 20)")]
 CementVolumeOpt = Annotated[Optional[float], typer.Option("--cement-volume", help="Target cement volume, mL")]
 ViscosityOpt = Annotated[str, typer.Option("--viscosity", help="low | medium | high")]
+InjectionStartOpt = Annotated[Optional[float], typer.Option(
+    "--injection-start", help="Minutes after mixing when injection starts (default: the grade's, 3.5–6.5)")]
 ResolutionOpt = Annotated[float, typer.Option("--resolution", help="Model grid spacing, mm")]
 SubregionsOpt = Annotated[Optional[Path], typer.Option("--subregions",
                                                        help="Sub-region map (kyphosim or TPTBox ids)")]
@@ -113,14 +133,16 @@ def simulate_command(
     approach: ApproachOpt = "bipedicular", balloon: BalloonOpt = 15, cement_volume: CementVolumeOpt = None,
     viscosity: ViscosityOpt = "medium", resolution: ResolutionOpt = 0.5, subregions: SubregionsOpt = None,
     fracture_age: FractureAgeOpt = None, resample_labels: ResampleOpt = False, figures: FiguresOpt = True,
+    injection_start: InjectionStartOpt = None,
 ) -> None:
     """Simulate the procedure step by step; writes simulation.json, cavity/cement NIfTI masks (input
     orientation), a figure per step, the pressure–volume curve, heights and AP/lateral fluoroscopy."""
     lid = parse_level(level)
+    simulation_params(injection_start)  # a bad clock fails before the inputs are read
     vol, lab, sub = load_inputs(ct, labels, subregions, resample_labels)
     pl = load_plan(plan)
     result = run_simulation(vol, lab, sub, lid, pl, technique, approach, balloon, cement_volume, viscosity,
-                            resolution, fracture_age)
+                            resolution, fracture_age, injection_start=injection_start)
     written = write_outputs(result, vol, out, figures=figures)
     c = result.cement
     bal = ", ".join(f"{b.side} {b.max_volume_ml:.1f} mL @ {b.max_pressure_psi:.0f} psi" for b in result.balloons)
