@@ -7,8 +7,9 @@
    The grades are used only here, to evaluate — nothing is fitted to them.
 2. TotalSegmentator example (3 mm CT, v1 masks and the v2 label map): our grades and heights next to
    TotalSegmentator's own ``spine_report.json``.
-3. Speed: CPU time of ``assess_spine`` per case after imports (best of runs; wall time also shown,
-   which on a shared machine includes waiting for a core).
+3. Speed: wall time of ``assess_spine`` per case after imports on the machine's cores (per-level work
+   runs on a small thread pool) and the process CPU time summed over the threads (best of runs; on a
+   shared machine wall time includes waiting for a core).
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def main() -> None:
         sp = res.spine
         print(f"  L1 HU {sp.l1_trabecular_hu} ({sp.l1_level}) → {sp.osteoporosis}; vBMD mean {sp.vbmd_mean_mg_cm3} "
               f"mg/cm³; regional {sp.regional_levels} {sp.regional_kyphosis_deg}°")
-    print("\nSpeed (assess_spine after imports; CPU time of the process = compute, and wall time):")
+    print("\nSpeed (assess_spine after imports; wall time, and process CPU time summed over threads):")
     for k, (s, w, kind, shape, nl) in times.items():
         print(f"  {k:<42} CPU {s:5.2f} s  wall {w:5.2f} s  {kind:<10} grid {shape}  {nl} levels")
 

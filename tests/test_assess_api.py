@@ -211,3 +211,12 @@ def test_middle_reference_variants():
     assert grade_spine(lv, middle_reference="rim_max")[21].grade == 0
     with pytest.raises(ValueError):
         grade_spine(lv, middle_reference="anterior")
+
+
+def test_threaded_levels_equal_serial(wedge_phantom, wedge_result, monkeypatch):
+    """The per-level thread pool gives exactly the serial result (levels are independent)."""
+    from kyphosim.assess import api
+
+    monkeypatch.setattr(api, "_level_workers", lambda n: 1)
+    serial = assess_spine(wedge_phantom.ct, wedge_phantom.labels)
+    assert serial.to_json_dict() == wedge_result.to_json_dict()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 from typing import Callable, Optional
 
 import numpy as np
@@ -98,6 +101,11 @@ def _rank(lid: int) -> float:
     return 19.5 if lid == 28 else float(lid)
 
 
+def _level_workers(n_levels: int) -> int:
+    """Threads for the per-level work: the machine's cores (at most 4), never more than levels."""
+    return max(1, min(4, os.cpu_count() or 1, n_levels))
+
+
 def assess_spine(ct: Optional[Volume], labels: Volume, *, subregions: Optional[Volume] = None,
                  resample_labels: bool = False, levels: Optional[list[int]] = None,
                  osteoporosis_thresholds_hu: Optional[dict] = None,
@@ -174,33 +182,46 @@ def assess_spine_detailed(ct: Optional[Volume], labels: Volume, *, subregions: O
     miss = missing_levels(ids)
 
     # ------------------------------------------------------------------ geometry per level
-    geos: dict[int, BodyGeometry] = {}
-    errors: dict[int, str] = {}
-    for i, lid in enumerate(ids):
-        if progress:
-            progress(vertebra_name(lid))
+    # Levels are independent until the cross-level steps (sub-endplate bands, grading): they run on
+    # a small thread pool (the heavy NumPy/SciPy kernels release the GIL; each level has its own
+    # BodyGeometry and caches). Results are collected in cranio-caudal order: deterministic.
+    def neighbour_hint(i: int, lid: int):
         up = ids[i - 1] if i > 0 and abs(_rank(ids[i - 1]) - _rank(lid)) <= 2 else None
         dn = ids[i + 1] if i + 1 < len(ids) and abs(_rank(ids[i + 1]) - _rank(lid)) <= 2 else None
-        hint = None
         if up is not None and dn is not None:
-            hint = cent[up] - cent[dn]
-        elif up is not None:
-            hint = cent[up] - cent[lid]
-        elif dn is not None:
-            hint = cent[lid] - cent[dn]
+            return cent[up] - cent[dn]
+        if up is not None:
+            return cent[up] - cent[lid]
+        if dn is not None:
+            return cent[lid] - cent[dn]
+        return None
+
+    def one_level(i: int, lid: int):
         try:
-            geos[lid] = vertebral_body_geometry(labels, lid, _bbox=objs[lid - 1], si_hint=hint,
-                                                _subregion_data=sub)
+            g = vertebral_body_geometry(labels, lid, _bbox=objs[lid - 1], si_hint=neighbour_hint(i, lid),
+                                        _subregion_data=sub)
         except KyphosimError as exc:
-            errors[lid] = str(exc)
+            return lid, None, str(exc)
         except (ValueError, np.linalg.LinAlgError) as exc:  # degenerate geometry: flag, never crash
-            errors[lid] = f"{type(exc).__name__}: {exc}"
-    if ct is not None and use_ct_edges:
-        for g in geos.values():
+            return lid, None, f"{type(exc).__name__}: {exc}"
+        if ct is not None and use_ct_edges:
             g.attach_ct(ct)
-        _subendplate_bands(geos)
-        _dense_endplates(geos)
-    morph = {lid: measure_morphometry(g) for lid, g in geos.items()}
+        return lid, g, None
+
+    geos: dict[int, BodyGeometry] = {}
+    errors: dict[int, str] = {}
+    with ThreadPoolExecutor(max_workers=_level_workers(len(ids))) as pool:
+        for lid, g, err in pool.map(lambda a: one_level(*a), list(enumerate(ids))):
+            if progress:
+                progress(vertebra_name(lid))
+            if err is None:
+                geos[lid] = g
+            else:
+                errors[lid] = err
+        if ct is not None and use_ct_edges:
+            _subendplate_bands(geos)
+            _dense_endplates(geos)
+        morph = dict(zip(geos, pool.map(measure_morphometry, geos.values())))
 
     # ------------------------------------------------------------------ grading
     reliable = {lid: ("cut_by_fov" not in geos[lid].flags and "fragmented_mask" not in geos[lid].flags)
