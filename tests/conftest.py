@@ -46,3 +46,12 @@ def one_numba_thread():
     numba.set_num_threads(1)
     yield
     numba.set_num_threads(old)
+
+
+@pytest.fixture(scope="session")
+def wedge_block():
+    """The simulation tests' synthetic three-level block (L1 wedged 6 mm, 80 mg/cm³, 1 mm grid):
+    (ct, labels, subregions, truth), built once per session; tests must not modify it."""
+    from kyphosim.simulation.synthetic import make_block_spine
+
+    return make_block_spine(wedge_mm=6.0, bmd_mg_cm3=80.0, spacing_mm=1.0)

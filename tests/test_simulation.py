@@ -15,18 +15,16 @@ from kyphosim.simulation.cement import permeability_m2
 from kyphosim.simulation.lift import make_lift
 from kyphosim.simulation.model import Tissue, build_model
 from kyphosim.simulation.params import crush_strength_mpa
-from kyphosim.simulation.synthetic import make_block_spine
+from kyphosim.simulation.synthetic import truth_plan
 
 
 @pytest.fixture(scope="module")
-def block():
-    return make_block_spine(wedge_mm=6.0, bmd_mg_cm3=80.0, spacing_mm=1.0)
+def block(wedge_block):
+    return wedge_block
 
 
 def _plan(truth, level=20):
-    peds = truth["levels"][level]["pedicles"]
-    return {"schema": "kyphosim.plan/1",
-            "levels": [{"level": "L1", "trajectories": [{"side": s, **peds[s], "gauge": 8} for s in ("left", "right")]}]}
+    return truth_plan(truth, gauge=8, level=level)
 
 
 @pytest.fixture(scope="module")

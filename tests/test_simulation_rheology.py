@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kyphosim.simulation import CEMENTS, DEFAULT_PARAMS, simulate
-from kyphosim.simulation.synthetic import make_block_spine
+from kyphosim.simulation.synthetic import truth_plan
 
 
 def test_rheology_clock_matches_documented_values():
@@ -41,14 +41,12 @@ def test_k_yield_stress_and_bingham_number_rise_with_time():
 
 
 @pytest.fixture(scope="module")
-def block():
-    return make_block_spine(wedge_mm=6.0, bmd_mg_cm3=80.0, spacing_mm=1.0)
+def block(wedge_block):
+    return wedge_block
 
 
 def _plan(truth, level=20):
-    peds = truth["levels"][level]["pedicles"]
-    return {"schema": "kyphosim.plan/1",
-            "levels": [{"level": "L1", "trajectories": [{"side": s, **peds[s], "gauge": 11} for s in ("left", "right")]}]}
+    return truth_plan(truth, gauge=11, level=level)
 
 
 def _vp(block, viscosity, start_min, ml=1.2):

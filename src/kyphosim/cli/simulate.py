@@ -53,8 +53,6 @@ def load_plan(path: Optional[Path]) -> Optional[dict]:
 def simulation_params(injection_start: float | None):
     """Simulation parameters with the CLI's injection clock (minutes after mixing; None = the grade's
     default start). Outside 0–17 min (mixing to the cement's setting time, Boger 2008) is an InputError."""
-    from dataclasses import replace
-
     from kyphosim.errors import InputError
     from kyphosim.simulation.params import DEFAULT_PARAMS
 
@@ -63,7 +61,7 @@ def simulation_params(injection_start: float | None):
     if not 0.0 <= injection_start < 17.0:
         raise InputError(f"--injection-start must be 0–17 min after mixing (PMMA sets at ≈ 17 min), "
                          f"got {injection_start:g}")
-    return replace(DEFAULT_PARAMS, injection_start_min=float(injection_start))
+    return DEFAULT_PARAMS.with_(injection_start_min=float(injection_start))
 
 
 def run_simulation(vol, lab, sub, level, plan, technique, approach, balloon, cement_volume, viscosity,

@@ -14,7 +14,7 @@ import numpy as np
 
 from kyphosim.imaging.volume import Volume
 
-__all__ = ["make_block_spine"]
+__all__ = ["make_block_spine", "truth_plan"]
 
 
 def make_block_spine(*, bmd_mg_cm3: float = 80.0, wedge_mm: float = 6.0, age: str = "acute",
@@ -80,3 +80,12 @@ def make_block_spine(*, bmd_mg_cm3: float = 80.0, wedge_mm: float = 6.0, age: st
         truth["levels"][vid] = {"pedicles": peds, "trabecular_hu": trab_hu, "vbmd_mg_cm3": bmd_mg_cm3}
     ctv = Volume(ct, aff, meta={"units": "HU"})
     return ctv, Volume(lab, aff, is_label=True), Volume(sub, aff, is_label=True), truth
+
+
+def truth_plan(truth: dict, *, gauge: int = 8, level: int = 20, name: str = "L1") -> dict:
+    """A ``kyphosim.plan/1`` dict whose bipedicular trajectories are the block's true pedicle axes
+    (``truth`` from :func:`make_block_spine`), for tests and benchmarks of the procedure alone."""
+    peds = truth["levels"][level]["pedicles"]
+    return {"schema": "kyphosim.plan/1",
+            "levels": [{"level": name, "trajectories": [{"side": s, **peds[s], "gauge": gauge}
+                                                        for s in ("left", "right")]}]}
