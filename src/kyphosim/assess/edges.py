@@ -59,7 +59,7 @@ from scipy.special import ndtr
 
 from kyphosim.imaging.volume import Volume, apply_affine
 
-__all__ = ["PLATE_MM", "WALL_MM", "SIGMA_PER_VOXEL", "SIGMA_MIN_MM", "SIGMA_RATIOS", "MIN_PLATE_CONTRAST_HU",
+__all__ = ["PLATE_MM", "WALL_MM", "SIGMA_PER_VOXEL", "SIGMA_MIN_MM", "SIGMA_RATIOS", "default_sigma_mm", "MIN_PLATE_CONTRAST_HU",
            "CTCrop", "EdgeFit", "fit_plate_edges", "knot_lines", "fit_plate_edges_knots", "estimate_sigma",
            "refine_surfaces"]
 
@@ -68,6 +68,12 @@ PLATE_MM = 0.8
 WALL_MM = 0.5
 SIGMA_PER_VOXEL = 0.42
 SIGMA_MIN_MM = 0.3
+
+
+def default_sigma_mm(voxel_mm: float) -> float:
+    """The fixed-rule blur SD (mm) for a voxel extent ``voxel_mm`` along the line:
+    :data:`SIGMA_PER_VOXEL` × voxel, at least :data:`SIGMA_MIN_MM`."""
+    return max(SIGMA_MIN_MM, SIGMA_PER_VOXEL * float(voxel_mm))
 MIN_PLATE_CONTRAST_HU = 150.0
 _EXTRA_MM = 0.0      # candidates reach this far beyond the mask's ±½-voxel interval
 _CAND_STEP_MM = 0.05
@@ -265,7 +271,7 @@ def estimate_sigma(crop: CTCrop, line_sets, voxel_mm: float, *, plate_mm: float 
     sigmas = sorted({max(SIGMA_MIN_MM, r * float(voxel_mm)) for r in SIGMA_RATIOS})
     half = 0.5 * float(voxel_mm)
     # the same samples for every σ (the window of the default σ), so the residuals compare
-    lo, hi = _window(voxel_mm, max(SIGMA_MIN_MM, SIGMA_PER_VOXEL * float(voxel_mm)), plate_mm, side_mm)
+    lo, hi = _window(voxel_mm, default_sigma_mm(voxel_mm), plate_mm, side_mm)
     data = []
     for org, direction, t, sign in line_sets:
         t = np.asarray(t, float).ravel()
@@ -275,7 +281,7 @@ def estimate_sigma(crop: CTCrop, line_sets, voxel_mm: float, *, plate_mm: float 
         o = np.asarray(org, float).reshape(-1, 3)[fin]
         data.append(knot_lines(crop, o, direction, t[fin], sign, lo, hi))
     if not data:
-        return max(SIGMA_MIN_MM, SIGMA_PER_VOXEL * float(voxel_mm))
+        return default_sigma_mm(voxel_mm)
     sse, oks = [], []
     for sg in sigmas:
         e, k = [], []
@@ -287,7 +293,7 @@ def estimate_sigma(crop: CTCrop, line_sets, voxel_mm: float, *, plate_mm: float 
         oks.append(np.concatenate(k))
     use = np.all(oks, axis=0) & np.all(np.isfinite(sse), axis=0)
     if use.sum() < 5:
-        return max(SIGMA_MIN_MM, SIGMA_PER_VOXEL * float(voxel_mm))
+        return default_sigma_mm(voxel_mm)
     tot = [float(v[use].sum()) for v in sse]
     return float(sigmas[int(np.argmin(tot))])
 
@@ -311,16 +317,15 @@ def refine_surfaces(crop: CTCrop, origins_mm: np.ndarray, direction: np.ndarray,
     if not fin.any():
         return (out, ok_all, mass_all) if return_mass else (out, ok_all)
     half = 0.5 * float(voxel_mm)
-    sig = max(SIGMA_MIN_MM, SIGMA_PER_VOXEL * float(voxel_mm)) if sigma_mm is None else float(sigma_mm)
-    lim = half + _EXTRA_MM
+    sig = default_sigma_mm(voxel_mm) if sigma_mm is None else float(sigma_mm)
     lo, hi = _window(voxel_mm, sig, plate_mm, side_mm)
-    x = np.arange(lo, hi + 1e-9, _SAMPLE_MM)
     o = np.asarray(origins_mm, float).reshape(-1, 3)[fin.ravel()]
     tb = t_mask.ravel()[fin.ravel()]
     if knots:
         kv, kx = knot_lines(crop, o, direction, tb, sign, lo, hi)
         fit, _ = fit_plate_edges_knots(kv, kx, half, sig, plate_mm)
     else:
+        x = np.arange(lo, hi + 1e-9, _SAMPLE_MM)
         prof = crop.lines(o, direction, tb[:, None] + sign * x[None, :])
         fit = fit_plate_edges(prof, x, half, sig, plate_mm)
     new = np.where(fit.ok, tb + sign * fit.offset_mm, tb)

@@ -30,6 +30,7 @@ Public API
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Sequence
@@ -329,7 +330,7 @@ class BodyGeometry:
         30 % of each column's height, only where the under-endplate windows stay clear of it (else None:
         a collapsed body has no band-free centre).
         """
-        from kyphosim.assess.edges import PLATE_MM, SIGMA_MIN_MM, SIGMA_PER_VOXEL
+        from kyphosim.assess.edges import PLATE_MM, default_sigma_mm
 
         crop = self._crop_ct()
         if crop is None:
@@ -339,7 +340,7 @@ class BodyGeometry:
         AP = np.concatenate([c[1].ravel() for c in columns])
         tp = np.concatenate([c[2].ravel() for c in columns])
         tm = np.concatenate([c[3].ravel() for c in columns])
-        sig = max(SIGMA_MIN_MM, SIGMA_PER_VOXEL * self.voxel_si_mm)
+        sig = default_sigma_mm(self.voxel_si_mm)
         d0 = 0.5 * self.voxel_si_mm + PLATE_MM + 1.5 * sig
         ok = np.isfinite(tp) & np.isfinite(tm) & (0.5 * (tp - tm) >= d0 + 0.5)
         if ok.sum() < 5:
@@ -351,7 +352,6 @@ class BodyGeometry:
         d = d0 + u[None, :] * np.minimum(3.0, 0.5 * h - d0)[:, None]         # (M, 13), never past mid-height
         sup = crop.lines(org, self.frame.si, tp[:, None] - d)
         inf = crop.lines(org, self.frame.si, tm[:, None] + d)
-        import warnings
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             vals = [float(np.nanmedian(np.nanmean(sup, axis=1))), float(np.nanmedian(np.nanmean(inf, axis=1)))]
@@ -597,7 +597,6 @@ class BodyGeometry:
         if use_ct:
             rp, rm, okp, okm, _, _ = self._refine_ct(LR, AP, tp, tm)
             tp, tm = np.where(okp, rp + thick_shift, rp), np.where(okm, rm - thick_shift, rm)
-        import warnings
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             hp_ = tp - tm
@@ -675,7 +674,6 @@ class BodyGeometry:
         _, t_back = _boundaries_along(self._sampler, self.frame.to_world(loc), self.frame.ap, self._reach_mm,
                                       gap_mm=0.0)
         ap = start_ap + t_back.reshape(LR.shape)
-        import warnings
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             return si, np.nanmedian(ap, axis=0)
