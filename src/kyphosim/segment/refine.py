@@ -24,7 +24,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 __all__ = ["fill_sections", "fill_axial_holes", "complete_labels", "refine_native", "halfmax_bone",
-           "reassign_by_connectivity", "fill_interiors"]
+           "reassign_by_connectivity", "fill_interiors", "ct_watershed"]
 
 
 def fill_sections(mask: np.ndarray, axes: tuple[int, ...] = (0, 1)) -> np.ndarray:
@@ -200,6 +200,15 @@ def refine_native(lab: np.ndarray, hu: np.ndarray, spacing_mm: np.ndarray, corti
     return out
 
 
+def ct_watershed(hu: np.ndarray, markers: np.ndarray, mask: np.ndarray, sigma_vox: float = 0.35) -> np.ndarray:
+    """Marker watershed inside ``mask`` over the negated, lightly smoothed CT (Gaussian ``sigma_vox``
+    voxels): floods by decreasing brightness, so a region reached through bright cortex is claimed
+    before a flood can cross a dark joint space. Returns the marker label of every masked voxel."""
+    from skimage.segmentation import watershed
+
+    img = -ndi.gaussian_filter(hu.astype(np.float32), sigma_vox)
+    return watershed(img, markers=markers, mask=mask)
+
 
 def reassign_by_connectivity(lab: np.ndarray, seeds: np.ndarray, hu: np.ndarray, n: int, *,
                              keep: tuple[int, ...] = (), sigma_vox: float = 0.35,
@@ -220,8 +229,6 @@ def reassign_by_connectivity(lab: np.ndarray, seeds: np.ndarray, hu: np.ndarray,
     :func:`refine_native` dropped from a vertebra it was not connected to); such a voxel goes to the
     vertebra whose flood reaches it, or stays 0 when none does.
     """
-    from skimage.segmentation import watershed
-
     seeded = np.zeros(n + 1, bool)
     seeded[np.unique(seeds[(seeds > 0) & (seeds <= n)])] = True
     seeded[0] = False
@@ -234,8 +241,7 @@ def reassign_by_connectivity(lab: np.ndarray, seeds: np.ndarray, hu: np.ndarray,
     sub_u = u[sl]
     old = lab[sl]
     mk = np.where(sub_u & seeded[seeds[sl]], seeds[sl], 0).astype(np.int32)
-    img = -ndi.gaussian_filter(hu[sl].astype(np.float32), sigma_vox)
-    ws = watershed(img, markers=mk, mask=sub_u)
+    ws = ct_watershed(hu[sl], mk, sub_u, sigma_vox)
     comp, nc = ndi.label(sub_u)
     has = np.zeros((nc + 1) * (n + 1), bool)
     has[comp[mk > 0].astype(np.int64) * (n + 1) + mk[mk > 0]] = True

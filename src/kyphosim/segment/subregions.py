@@ -206,15 +206,12 @@ def _rib_flood(mb: np.ndarray, rib_seed: np.ndarray, vert_seed: np.ndarray, hu: 
                sp: np.ndarray, sigma_vox: float) -> np.ndarray:
     """Rib part of a vertebra's mask ``mb`` by a two-marker watershed on the negated CT (see
     :func:`cut_costal`); ``rib_seed`` alone when the floods do not meet at a joint-space valley."""
-    from skimage.segmentation import watershed
-
-    from kyphosim.segment.refine import halfmax_bone
+    from kyphosim.segment.refine import ct_watershed, halfmax_bone
 
     if not vert_seed.any():
         return rib_seed
     mk = np.where(rib_seed, 2, np.where(vert_seed, 1, 0)).astype(np.int32)
-    img = -ndi.gaussian_filter(hu.astype(np.float32), sigma_vox)
-    ws = watershed(img, markers=mk, mask=mb)
+    ws = ct_watershed(hu, mk, mb, sigma_vox)
     rib = ws == 2
     if not (rib & ~rib_seed).any():
         return rib_seed

@@ -66,13 +66,10 @@ def rib_mask(phantom) -> np.ndarray:
     out = np.zeros(lab.shape, np.uint8)
     inv = np.linalg.inv(lab.affine)
     for s in phantom.shapes:
-        lines = [s.rib_polyline(side) for side in (-1, 1)]
-        if lines[0] is None:
+        corners = s.rib_box_world()
+        if corners is None:
             continue
-        pts = np.concatenate(lines)
-        lo, hi = pts.min(0) - 7.0, pts.max(0) + 7.0
-        corners = np.array(np.meshgrid(*zip(lo, hi), indexing="ij")).reshape(3, -1).T
-        ijk = s.to_world(corners) @ inv[:3, :3].T + inv[:3, 3]
+        ijk = corners @ inv[:3, :3].T + inv[:3, 3]
         a = np.clip(np.floor(ijk.min(0)).astype(int), 0, lab.shape)
         b = np.clip(np.ceil(ijk.max(0)).astype(int) + 1, 0, lab.shape)
         if np.any(b <= a):
@@ -89,16 +86,14 @@ def rib_contacts(ribs: np.ndarray, labels: np.ndarray) -> dict[tuple[int, int], 
     """Voxel faces (6-neighbours) and shared voxels between a rib (``ribs``, its level's label) and a
     vertebra (``labels``), per (rib level, vertebra label): bone-to-bone contacts with no joint space."""
     r, lab = np.asarray(ribs), np.asarray(labels)
-    out: Counter = Counter()
-    both = (r > 0) & (lab > 0)
-    for a, b in zip(r[both], lab[both]):
-        out[(int(a), int(b))] += 1
+    pairs = [(r, lab)]                                   # shared voxels
     for ax in range(3):
         n = lab.shape[ax]
         lo, hi = np.arange(n - 1), np.arange(1, n)
-        for i, j in ((lo, hi), (hi, lo)):
-            ra, lb = np.take(r, i, axis=ax), np.take(lab, j, axis=ax)
-            m = (ra > 0) & (lb > 0)
-            for a, b in zip(ra[m], lb[m]):
-                out[(int(a), int(b))] += 1
+        pairs += [(np.take(r, i, axis=ax), np.take(lab, j, axis=ax)) for i, j in ((lo, hi), (hi, lo))]
+    out: Counter = Counter()
+    for ra, lb in pairs:
+        m = (ra > 0) & (lb > 0)
+        for (a, b), c in zip(*np.unique(np.stack([ra[m], lb[m]], 1), axis=0, return_counts=True)):
+            out[(int(a), int(b))] += int(c)
     return dict(out)

@@ -497,6 +497,16 @@ class VertebraShape:
             out[near] = np.maximum(out[near], RIB_CLEARANCE_MM - vert)
         return out
 
+    def rib_box_world(self, margin_mm: float = 7.0) -> np.ndarray | None:
+        """World corners (8, 3) of the local box around both ribs' centre lines, ``margin_mm`` wider
+        (more than a rib's 5 mm radius) on every side; None for a level without ribs."""
+        lines = [self.rib_polyline(side) for side in (-1, 1)]
+        if lines[0] is None:
+            return None
+        pts = np.concatenate(lines)
+        lo, hi = pts.min(0) - margin_mm, pts.max(0) + margin_mm
+        return self.to_world(np.array(np.meshgrid(*zip(lo, hi), indexing="ij")).reshape(3, -1).T)
+
     # ------------------------------------------------------------------ extents
     def local_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """Conservative local bounding box of every part, mm."""

@@ -455,13 +455,9 @@ def _render_vertebra(grid: Grid, s: VertebraShape, spec: PhantomSpec, level_bmd:
 
 def _render_ribs(grid: Grid, s: VertebraShape, level_bmd: float, ct, h: float) -> None:
     """Ribs of a thoracic level: bone in the CT only (not a vertebra label, no sub-region)."""
-    lines = [s.rib_polyline(side) for side in (-1, 1)]
-    if lines[0] is None:
+    w = s.rib_box_world()
+    if w is None:
         return
-    allp = np.concatenate(lines)
-    lo, hi = allp.min(0) - 7.0, allp.max(0) + 7.0
-    corners = np.array(np.meshgrid(*zip(lo, hi), indexing="ij")).reshape(3, -1).T
-    w = s.to_world(corners)
     sl = grid.index_range(w.min(0), w.max(0))
     if min(x.stop - x.start for x in sl) <= 0:
         return
