@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["measure_heights", "column_surfaces", "assess_heights", "HeightGauge"]
+__all__ = ["measure_heights", "column_surfaces", "subvoxel_surfaces", "assess_heights", "HeightGauge"]
 
 
 def column_surfaces(body: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -31,6 +31,37 @@ def column_surfaces(body: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     top = np.where(has, nk - 1 - np.argmax(body[:, :, ::-1], axis=2), -1)
     bot = np.where(has, np.argmax(body, axis=2), -1)
     return top, bot, has
+
+
+def subvoxel_surfaces(frac: np.ndarray, top: np.ndarray, bot: np.ndarray, has: np.ndarray,
+                      window_vox: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Sub-voxel top and bottom surfaces (continuous k index) of every column from a partial-volume
+    occupancy ``frac`` (0…1, e.g. the label mask interpolated linearly onto the grid).
+
+    Voxel k spans [k − ½, k + ½]. Over a window of ±``window_vox`` rows around the voxel surface,
+    the occupancy integral places the boundary: z_top = (k0 − ½) + Σ_{k0}^{k1} f_k and
+    z_bot = (k1 + ½) − Σ_{k0}^{k1} f_k. For a sharp boundary at s this returns s whatever the grid
+    (a binary mask returns the voxel faces top + ½ and bot − ½, i.e. the staircase), so lengths
+    measured on it do not carry the ±h/2 quantisation of the voxel rows. Each value is kept within
+    one voxel of the voxel face (a hole or a neighbour structure in the window cannot move it
+    further). Columns without body get NaN.
+    """
+    f = np.clip(np.asarray(frac, float), 0.0, 1.0)
+    nk = f.shape[2]
+    w = int(window_vox)
+    offs = np.arange(-w, w + 1)
+
+    def integral(centre: np.ndarray) -> np.ndarray:
+        kk = centre[:, :, None] + offs[None, None, :]
+        ok = (kk >= 0) & (kk < nk)
+        vals = np.take_along_axis(f, np.clip(kk, 0, nk - 1), axis=2)
+        return np.where(ok, vals, 0.0).sum(axis=2)
+
+    zt = (top - w - 0.5) + integral(top)
+    zb = (bot + w + 0.5) - integral(bot)
+    zt = np.clip(zt, top - 0.5, top + 1.5)
+    zb = np.clip(zb, bot - 1.5, bot + 0.5)
+    return np.where(has, zt, np.nan), np.where(has, zb, np.nan)
 
 
 def measure_heights(body: np.ndarray, spacing_mm: float) -> dict[str, float]:

@@ -22,7 +22,7 @@ from scipy import ndimage as ndi
 from kyphosim.errors import InputError, LabelError
 from kyphosim.imaging.labels import craniocaudal_order, vertebra_name
 from kyphosim.imaging.volume import Volume
-from kyphosim.simulation.geometry import column_surfaces, measure_heights
+from kyphosim.simulation.geometry import column_surfaces, measure_heights, subvoxel_surfaces
 from kyphosim.simulation.params import DEFAULT_PARAMS, SimParams
 
 __all__ = ["Tissue", "Frame", "FractureInfo", "VertebraModel", "build_model", "estimate_frame",
@@ -360,11 +360,18 @@ def build_model(ct: Volume, labels: Volume, level: int, *, resolution_mm: float 
     else:
         body, canal = _body_from_vertebra(vert)
     top, bot, has = column_surfaces(body)
-    side, flip = _depressed_side(top, bot, has, body, h)
+    # partial-volume occupancy of this vertebra (label mask interpolated linearly): sub-voxel
+    # endplate surfaces for the side test and the fracture line (no ±h/2 staircase of the rows)
+    frac = Volume((labels.data == level).astype(np.float32), labels.affine).resample(
+        like=tmpl, order=1, cval=0.0).data
+    zt, zb = subvoxel_surfaces(frac, top, bot, has)
+    side, flip, side_ev = _depressed_side(top, bot, has, body, h, zt, zb,
+                                          label_step_mm=_step_along(labels.affine, frame.si))
     if flip:
         tmpl = local_template(frame, lo, hi, h, flip_k=True)
         lab, vert, body, canal = lab[:, :, ::-1], vert[:, :, ::-1], body[:, :, ::-1], canal[:, :, ::-1]
         sub = sub[:, :, ::-1] if sub is not None else None
+        frac = frac[:, :, ::-1]
     ct_local = ct.resample(like=Volume(np.zeros(tmpl.shape, np.float32), tmpl.affine), order=1)
     hu = ct_local.data.astype(np.float32)
     lab, vert, body, canal = (np.ascontiguousarray(a) for a in (lab, vert, body, canal))
@@ -449,12 +456,13 @@ def build_model(ct: Volume, labels: Volume, level: int, *, resolution_mm: float 
     tissue[exits & ring] = Tissue.SEGMENTAL_EXIT
 
     # ---- fracture: depressed endplate (model +k), fracture line, band, age, defects
-    frac = _fracture(body, inner, tissue, rho, hu, h, side, fracture_age, p, depth_vox, j_post, cleft,
-                     crush_expected_height_mm)
-    notes.extend(frac.pop("notes"))
-    info: FractureInfo = frac["info"]
+    fr = _fracture(body, inner, tissue, rho, hu, h, side, fracture_age, p, depth_vox, j_post, cleft,
+                   crush_expected_height_mm, frac=frac)
+    notes.extend(fr.pop("notes"))
+    info: FractureInfo = fr["info"]
 
     geom.update({"j_post": j_post, "j_ant": j_ant, "k_mid": k_mid, "i_mid": i_mid})
+    geom.update({f"side_{k}": v for k, v in side_ev.items()})
     return VertebraModel(level=level, name=vertebra_name(level), affine=tmpl.affine.copy(), spacing_mm=h,
                          hu=hu, rho=rho, tissue=tissue, body=body, vert=vert, frame=frame, flipped=flip,
                          fracture=info, geometry=geom, trabecular_bmd_mg_cm3=trab_bmd, params=p, notes=notes)
@@ -469,25 +477,54 @@ def _ball(shape, c, r) -> np.ndarray:
     return out
 
 
-def _depressed_side(top, bot, has, body, h: float = 0.5) -> tuple[str, bool]:
+def _step_along(affine: np.ndarray, direction: np.ndarray) -> float:
+    """Extent (mm) of one voxel of the grid ``affine`` along the unit ``direction`` (world): the
+    height of the staircase a surface normal to ``direction`` has on that grid."""
+    edges = np.asarray(affine, float)[:3, :3]
+    return float(np.abs(np.asarray(direction, float) @ edges).sum())
+
+
+#: half-width of the cortical crack zone about the fracture line, mm [U]: 2.5 mm in all, the zone
+#: the row rule (|k − kf| ≤ round(0.75 mm/h)) gave on the default 0.5 mm grid before session 4
+CRACK_HALF_WIDTH_MM = 1.25
+#: an inferior depression needs its plane residual below this fraction of the superior one [U]
+SIDE_RATIO = 0.8
+#: both residuals below this: planar deformity (a pure wedge) [U]
+SIDE_PLANAR_MM = 0.175
+
+
+def _depressed_side(top, bot, has, body, h: float = 0.5, zt=None, zb=None, label_step_mm: float = 0.0
+                    ) -> tuple[str, bool, dict[str, float]]:
     """Which endplate is depressed: the one that departs more from a plane (mean absolute residual
-    of a robust plane fit over the interior columns; an intact endplate is close to planar).
-    Lengths in mm so the decision does not depend on the grid: interior = 2 mm inside the
-    footprint, "planar" = both residuals below 0.175 mm (0.35 voxel of the 0.5 mm default grid)."""
+    of a robust plane fit over the interior columns, 2 mm inside the footprint; an intact endplate
+    is close to planar).
+
+    The residuals are measured on the sub-voxel surfaces ``zt``/``zb`` (partial-volume occupancy,
+    :func:`subvoxel_surfaces`) when given, else on the voxel rows (whose staircase adds ≈ h/4 to
+    each residual and made the decision depend on the grid). The inferior endplate is taken only on
+    evidence above resolution: residual ratio top/bottom < ``SIDE_RATIO`` *and* a residual gap
+    larger than the mean quantisation error of the label map the surfaces come from, q = s/4 (a
+    surface on a staircase of step s, at uniformly distributed offsets, departs from its plane by
+    s/4 on average; s = ``label_step_mm``, the label voxel's extent along SI). Otherwise — planar
+    deformities (both residuals < ``SIDE_PLANAR_MM``: a pure wedge tilts both surfaces alike in the
+    body frame) and differences below resolution — the superior endplate, by far the commoner site
+    of osteoporotic depression [U]. Returns (side, flip, evidence in mm)."""
     has = _solid_columns(top, bot, has)
     inner = ndi.binary_erosion(has, iterations=max(1, int(round(2.0 / h))))
     if inner.sum() < 20:
-        return "none", False
+        return "none", False, {}
+    surfs = (top, bot) if zt is None or zb is None else (zt, zb)
     res = []
-    for surf in (top, bot):
+    for surf in surfs:
         c = _robust_plane(surf, inner)
         ii, jj = np.nonzero(inner)
         res.append(float(np.mean(np.abs(c[0] * ii + c[1] * jj + c[2] - surf[inner]))) * h)
-    if max(res) < 0.175 or res[0] >= 0.8 * res[1]:
-        # planar deformities (a pure wedge tilts both surfaces alike in the body frame): the
-        # superior endplate, by far the commoner site of osteoporotic depression [U]
-        return "superior", False
-    return "inferior", True
+    margin = 0.25 * float(label_step_mm)
+    ev = {"residual_superior_mm": round(res[0], 4), "residual_inferior_mm": round(res[1], 4),
+          "residual_ratio": round(res[0] / max(res[1], 1e-9), 4), "resolution_margin_mm": round(margin, 4)}
+    if max(res) < SIDE_PLANAR_MM or res[0] >= SIDE_RATIO * res[1] or res[1] - res[0] <= margin:
+        return "superior", False, ev
+    return "inferior", True, ev
 
 
 def _reference_deficit(top, bot, region, post) -> np.ndarray:
@@ -501,9 +538,14 @@ def _reference_deficit(top, bot, region, post) -> np.ndarray:
 
 
 def _fracture(body, inner, tissue, rho, hu, h, side, fracture_age, p: SimParams, depth_vox, j_post, cleft,
-              crush_expected_height_mm: float | None = None):
+              crush_expected_height_mm: float | None = None, frac: np.ndarray | None = None):
     notes: list[str] = []
     top, bot, has = column_surfaces(body)
+    if frac is not None:
+        z_top, _ = subvoxel_surfaces(frac, top, bot, has)
+        z_top = np.where(has, z_top, top + 0.5)
+    else:
+        z_top = top + 0.5                  # the voxel face
     has = _solid_columns(top, bot, has)
     rim = ndi.binary_erosion(has, iterations=max(1, int(round(1.5 / h))))
     jj = np.nonzero(rim)[1] if rim.any() else np.array([0, 1])
@@ -535,14 +577,18 @@ def _fracture(body, inner, tissue, rho, hu, h, side, fracture_age, p: SimParams,
         footprint = np.zeros_like(rim)
         deficit = np.zeros(has.shape)
         side = "none" if side == "none" else side
-    t_frag = max(2, int(round(p.fragment_thickness_mm / h)))
-    kf = np.where(has, top - t_frag, 0).astype(int)
+    # fracture line at a physical depth below the sub-voxel endplate surface (continuous k index
+    # z_f; voxel k spans [k − ½, k + ½]); the fragment is the rows whose centre lies above it, so
+    # the row interface kf + ½ is within ±h/2 of z_f, unbiased on every grid
+    z_f = z_top - max(2.0, p.fragment_thickness_mm / h)
+    kf = np.where(has, np.floor(z_f), 0).astype(int)
     # fracture band: 2 mm of trabecular bone below the fracture line under the depressed area
-    band_vox = max(1, int(round(2.0 / h)))
+    # (voxels whose centre lies within 2 mm below z_f: 2 mm thick on average on every grid)
+    band_vox = max(1.0, 2.0 / h)
     K = np.arange(body.shape[2])[None, None, :]
-    band = (footprint[:, :, None] & (K <= kf[:, :, None]) & (K > (kf - band_vox)[:, :, None]) & inner
-            & ~cleft)
-    ref = inner & ~cleft & ~band & (K < (kf - 2 * band_vox)[:, :, None])
+    zf3 = z_f[:, :, None]
+    band = footprint[:, :, None] & (K <= zf3) & (K > zf3 - band_vox) & inner & ~cleft
+    ref = inner & ~cleft & ~band & (K < zf3 - 2 * band_vox)
     rb = float(np.median(rho[band])) if band.any() else float("nan")
     rr = float(np.median(rho[ref])) if ref.any() else float("nan")
     ratio = rb / rr if (np.isfinite(rb) and np.isfinite(rr) and rr > 1e-6) else 1.0
@@ -560,9 +606,10 @@ def _fracture(body, inner, tissue, rho, hu, h, side, fracture_age, p: SimParams,
         # cortical defects where the fracture line meets the anterior/lateral wall
         foot_d = ndi.binary_dilation(footprint, iterations=max(2, int(round(1.5 / h))))
         _, (ni, nj) = ndi.distance_transform_edt(~footprint, return_indices=True)
-        kf_ext = kf[ni, nj]
+        zf_ext = z_f[ni, nj]
         wall = (tissue == Tissue.CORTEX)
-        near = np.abs(K - kf_ext[:, :, None]) <= max(1, int(round(0.75 / h)))
+        # the crack: wall voxels whose centre lies within CRACK_HALF_WIDTH_MM of the fracture line
+        near = np.abs(K - zf_ext[:, :, None]) <= max(0.5, CRACK_HALF_WIDTH_MM / h)
         jmask = (np.arange(body.shape[1]) > j_post + 0.3 * depth_vox)[None, :, None]
         tissue[wall & foot_d[:, :, None] & near & jmask] = Tissue.CORTICAL_DEFECT
         # endplate breaks along the rim of the depression, where the step is steep

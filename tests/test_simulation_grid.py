@@ -1,0 +1,96 @@
+"""Grid independence of the vertebra model: sub-voxel endplate surfaces, the depressed-side test and
+the fracture line / band placed by physical distance (issue 5: 0.5 → 0.35 mm refinement)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kyphosim.simulation.geometry import column_surfaces, subvoxel_surfaces
+from kyphosim.simulation.model import Tissue, _depressed_side, build_model
+
+
+def _slab(h: float, top_mm, bot_mm, nk_mm: float = 40.0):
+    """Partial-volume occupancy of columns filled between bot_mm(i, j) and top_mm(i, j) (k = 0 at
+    z = 0 mm, voxel k spans [k − ½, k + ½]·h), its nearest-neighbour mask, surfaces in index units."""
+    nk = int(round(nk_mm / h))
+    z = np.arange(nk) * h
+    lo = z[None, None, :] - 0.5 * h
+    hi = z[None, None, :] + 0.5 * h
+    frac = np.clip((np.minimum(hi, top_mm[:, :, None]) - np.maximum(lo, bot_mm[:, :, None])) / h, 0.0, 1.0)
+    mask = frac >= 0.5
+    return frac, mask
+
+
+def _surfaces_mm(h: float, kind: str):
+    """A 30 × 30 mm body, 25 mm tall, with a wedge (planar tilt of the top) or a 3 mm bowl in the
+    bottom endplate, sampled at spacing h: (top, bot, has, zt, zb) in index units."""
+    n = int(round(30.0 / h))
+    x = (np.arange(n) + 0.5) * h
+    X, Y = np.meshgrid(x, x, indexing="ij")
+    top = 30.0 - 0.2 * Y + 0.05 * X + 0.013          # odd offsets: rows cut the surface at any phase
+    bot = 5.0 + 0.021 * Y + 0.0 * X + 0.007
+    if kind == "bowl":
+        r2 = ((X - 15.0) ** 2 + (Y - 15.0) ** 2) / 10.0 ** 2
+        bot = bot + 3.0 * np.clip(1.0 - r2, 0.0, None)
+    frac, mask = _slab(h, top, bot)
+    t, b, has = column_surfaces(mask)
+    zt, zb = subvoxel_surfaces(frac, t, b, has)
+    return t, b, has, zt, zb, top / h, bot / h
+
+
+@pytest.mark.parametrize("h", [0.5, 0.35])
+def test_subvoxel_surfaces_recover_the_true_boundary(h):
+    t, b, has, zt, zb, true_t, true_b = _surfaces_mm(h, "bowl")
+    assert np.nanmax(np.abs(zt - true_t)[has]) * h < 0.02
+    assert np.nanmax(np.abs(zb - true_b)[has]) * h < 0.02
+    # the voxel face (staircase) is off by up to h/2, which is what the side test used to read
+    assert np.max(np.abs(t + 0.5 - true_t)[has]) * h > 0.2 * h
+
+
+def test_side_test_is_grid_independent():
+    ev = {}
+    for h in (0.5, 0.35):
+        for kind in ("wedge", "bowl"):
+            t, b, has, zt, zb, _, _ = _surfaces_mm(h, kind)
+            body = np.zeros(has.shape + (2,), bool)
+            side, flip, e = _depressed_side(t, b, has, body, h, zt, zb, label_step_mm=1.0)
+            ev[(h, kind)] = (side, flip, e)
+    # a planar wedge: superior on both grids (tie rule); a 3 mm bowl in the bottom: inferior on both
+    assert ev[(0.5, "wedge")][0] == ev[(0.35, "wedge")][0] == "superior"
+    assert ev[(0.5, "bowl")][:2] == ev[(0.35, "bowl")][:2] == ("inferior", True)
+    for kind in ("wedge", "bowl"):
+        a, c = ev[(0.5, kind)][2], ev[(0.35, kind)][2]
+        for key in ("residual_superior_mm", "residual_inferior_mm"):
+            assert abs(a[key] - c[key]) < 0.03, (kind, key, a[key], c[key])
+    # a residual gap below the label quantisation is not evidence: superior
+    t, b, has, zt, zb, _, _ = _surfaces_mm(0.5, "bowl")
+    body = np.zeros(has.shape + (2,), bool)
+    gap = ev[(0.5, "bowl")][2]["residual_inferior_mm"] - ev[(0.5, "bowl")][2]["residual_superior_mm"]
+    assert _depressed_side(t, b, has, body, 0.5, zt, zb, label_step_mm=4.0 * gap + 0.1)[0] == "superior"
+
+
+def test_fracture_line_and_band_at_the_same_physical_depth_on_both_grids(wedge_block):
+    ct, lab, sub, truth = wedge_block
+    depth = {}
+    for h in (0.5, 0.35):
+        m = build_model(ct, lab, 20, resolution_mm=h, subregions=sub)
+        assert m.fracture.side == "superior"
+        f = m.fracture
+        # the sub-voxel top surface of the body on this grid, from the label's partial volume
+        from kyphosim.imaging.volume import Volume
+        occ = Volume((lab.data == 20).astype(np.float32), lab.affine).resample(like=m.template(), order=1,
+                                                                               cval=0.0).data
+        top, bot, has = column_surfaces(m.body)
+        zt, _ = subvoxel_surfaces(occ, top, bot, has)
+        cols = f.footprint & has
+        line = (zt[cols] - (f.kf[cols] + 0.5)) * h                  # fracture line below the surface, mm
+        band = (m.tissue == Tissue.FRACTURE)
+        ii, jj, kk = np.nonzero(band)
+        bd = (zt[ii, jj] - kk) * h                                   # band voxel centres below it, mm
+        depth[h] = (float(np.mean(line)), float(np.mean(bd)), float(bd.max() - bd.min()))
+    for h in (0.5, 0.35):
+        assert depth[h][0] == pytest.approx(3.0, abs=0.1)            # fragment_thickness_mm
+    assert abs(depth[0.5][0] - depth[0.35][0]) < 0.1
+    assert abs(depth[0.5][1] - depth[0.35][1]) < 0.1                 # band centre (≈ 3 + 1 mm)
+    assert depth[0.5][1] == pytest.approx(4.0, abs=0.15)
