@@ -291,3 +291,36 @@ def test_reassign_by_connectivity_follows_bone_not_the_joint_space():
     assert (kept == lab).all()
     no_seed = reassign_by_connectivity(lab, np.where(seeds == 2, 2, 0), hu, 2)
     assert (no_seed == lab).all()
+
+
+def test_connected_seeds_drop_a_process_across_a_joint_space():
+    """A body seed (cortex + dark marrow + a pedicle) keeps everything joined to its cortex through
+    bone; a process piece inside the same geometric seed region but across a 2-voxel dark gap (the
+    lower level's articular process beside the body) is dropped, and the flood then gives it to the
+    level whose own bone it is joined to."""
+    from kyphosim.segment.refine import connected_seeds, reassign_by_connectivity
+
+    hu = np.full((40, 24, 24), 0.0, np.float32)
+    lab = np.zeros(hu.shape, np.int32)
+    hu[4:20, 4:20, 4:20] = 700                     # body 1 cortex
+    hu[6:18, 6:18, 6:18] = 60                      # fatty marrow (below any bone threshold)
+    lab[4:20, 4:20, 4:20] = 1
+    hu[10:14, 20:23, 10:14] = 700; lab[10:14, 20:23, 10:14] = 1   # pedicle joined to the cortex
+    hu[24:36, 4:23, 4:20] = 700; lab[24:36, 4:23, 4:20] = 2        # body 2 (and its arch root)
+    # body 2's process rising beside body 1 across a joint space, joined to body 2 by bone; the joint
+    # space is partial-volumed (150 HU) and inside body 1's mask, so the union is one piece
+    hu[16:24, 21:23, 16:20] = 700; lab[16:24, 21:23, 16:20] = 2
+    hu[16:24, 20, 16:20] = 150; lab[16:20, 20, 16:20] = 1
+    lab[16:22, 21:23, 16:20] = 1                   # the geometric split gave its upper part to 1
+    region = np.zeros(hu.shape, bool)
+    region[2:22] = True                            # body 1's geometric seed region (below the disc plane)
+    seeds = np.where(region & (lab == 1), 1, 0)
+    seeds[26:34, 6:18, 6:18] = 2
+    kept = connected_seeds(seeds, hu, np.ones(3), 150.0, 2)
+    assert (kept[4:20, 4:20, 4:20] == 1).all()     # cortex and marrow
+    assert (kept[10:14, 20:23, 10:14] == 1).all()  # the pedicle
+    assert not kept[16:22, 21:23, 16:20].any()     # the other level's process is no seed
+    out = reassign_by_connectivity(lab, kept, hu, 2)
+    assert (out[16:24, 21:23, 16:20] == 2).all()
+    # with the geometric seeds the process stays with body 1 (what the restriction fixes)
+    assert (reassign_by_connectivity(lab, seeds, hu, 2)[16:22, 21:23, 16:20] == 1).all()

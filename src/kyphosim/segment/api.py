@@ -15,7 +15,8 @@ from kyphosim.imaging.labels import SACRUM_ID, level_region, vertebra_id
 from kyphosim.imaging.volume import Volume
 from kyphosim.segment.bone import extract_bone
 from kyphosim.segment.column import Axis, find_axis
-from kyphosim.segment.refine import complete_labels, fill_interiors, reassign_by_connectivity, refine_native
+from kyphosim.segment.refine import (complete_labels, connected_seeds, fill_interiors, reassign_by_connectivity,
+                                     refine_native)
 from kyphosim.segment.labelling import Landmarks, LevelLabel, assign_labels
 from kyphosim.segment.split import Segment, axis_profile, split_axis
 
@@ -269,6 +270,9 @@ def segment_spine(ct: Volume, *, backend: str = "auto", anchor: tuple[str, float
         # posterior elements owned by bony connectivity from the bodies (articular processes cross a
         # facet joint space of 1-2 mm: visible as a dark valley only on voxels no larger than that)
         seeds = np.where(sub_full == 1, seg_full, 0)
+        # only seed bone joined to its body through its own bone (the superior articular process of a
+        # short thoracic level below rises into the geometric seed region)
+        seeds = connected_seeds(seeds, can.data, can.spacing, 0.75 * cortical_threshold(can.spacing), nseg)
         cut = tuple(i + 1 for i, s in enumerate(wk.segments) if s.cut_lo or s.cut_hi)
         seg_full = reassign_by_connectivity(seg_full, seeds, can.data, nseg, keep=cut, orphans=dropped)
         # with the owners settled, a process that the working grid had split between two labels is

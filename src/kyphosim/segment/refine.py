@@ -24,7 +24,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 __all__ = ["fill_sections", "fill_axial_holes", "complete_labels", "refine_native", "halfmax_bone",
-           "reassign_by_connectivity", "fill_interiors", "ct_watershed"]
+           "reassign_by_connectivity", "fill_interiors", "ct_watershed", "connected_seeds"]
 
 
 def fill_sections(mask: np.ndarray, axes: tuple[int, ...] = (0, 1)) -> np.ndarray:
@@ -208,6 +208,44 @@ def ct_watershed(hu: np.ndarray, markers: np.ndarray, mask: np.ndarray, sigma_vo
 
     img = -ndi.gaussian_filter(hu.astype(np.float32), sigma_vox)
     return watershed(img, markers=markers, mask=mask)
+
+
+def connected_seeds(seeds: np.ndarray, hu: np.ndarray, spacing_mm: np.ndarray, floor_hu: float, n: int, *,
+                    sigma_vox: float = 0.35) -> np.ndarray:
+    """Keep of each vertebra's body seed (labels 1…n) only what is joined to its body through its own bone.
+
+    The seed region (working-grid body region: within 25 mm of the axis, between the disc planes) is
+    drawn by geometry; on short thoracic levels the superior articular process of the level below rises
+    above the disc plane into it (the process's tip lies beside the upper level's lower body, behind
+    its pedicle, across the intervertebral foramen and the facet joint space). A seed voxel is kept
+    only when, inside its own seed region, it is joined to the seed's main piece of bone (the body's
+    cortex and the pedicles arising from it) through **half-maximum bone** (:func:`halfmax_bone`,
+    ``frac`` = 0.5: the physical surface, so a joint space or foramen of a voxel or more is a gap),
+    6-connected; a non-bone seed voxel (marrow, a process's cancellous core) is kept when its nearest
+    seed bone voxel is kept. Dropped seed voxels are not relabelled here: they stay in their mask and
+    are re-owned by the flood like any other unseeded voxel.
+    """
+    sp = np.asarray(spacing_mm, float)
+    out = np.zeros_like(seeds)
+    for k, box in enumerate(_boxes(seeds, n, margin=2), start=1):
+        if box is None:
+            continue
+        m = seeds[box] == k
+        bone = halfmax_bone(hu[box], sp, floor_hu, sigma_vox=sigma_vox, frac=0.5) & m
+        cl, nc = ndi.label(bone)
+        if nc == 0:
+            out[box][m] = k
+            continue
+        sizes = np.bincount(cl.ravel())
+        sizes[0] = 0
+        keep = cl == int(np.argmax(sizes))
+        if (m & ~bone).any():
+            idx = ndi.distance_transform_edt(~bone, sampling=sp, return_distances=False, return_indices=True)
+            near_keep = keep[tuple(idx)]
+            keep |= m & ~bone & near_keep
+        o = out[box]
+        o[keep] = k
+    return out
 
 
 def reassign_by_connectivity(lab: np.ndarray, seeds: np.ndarray, hu: np.ndarray, n: int, *,
