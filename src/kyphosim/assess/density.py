@@ -22,7 +22,7 @@ import numpy as np
 from scipy import ndimage
 
 from kyphosim.assess.geometry import BodyGeometry
-from kyphosim.imaging.volume import Volume, apply_affine
+from kyphosim.imaging.volume import Volume, apply_affine, voxel_count
 
 __all__ = ["trabecular_hu", "osteoporosis_category", "internal_calibration", "PICKHARDT_THRESHOLDS_HU",
            "QCT_THRESHOLDS_MG_CM3", "vbmd_category", "CalibrationResult"]
@@ -71,7 +71,7 @@ def trabecular_hu(ct: Volume, geo: BodyGeometry, *, erode_mm: float = 4.0,
     vals_all = ct.data[sl]
     sp = np.sqrt((aff[:3, :3] ** 2).sum(axis=0))
     # distance to the body surface on a grid of ≥ 1.5 mm blocks (fast), brought back by nearest
-    f = np.maximum(1, np.round(1.5 / sp)).astype(int)
+    f = voxel_count(1.5, sp)
     shp = np.ceil(np.asarray(body.shape) / f).astype(int)
     padb = np.zeros(shp * f, bool)
     padb[:body.shape[0], :body.shape[1], :body.shape[2]] = body
@@ -80,11 +80,13 @@ def trabecular_hu(ct: Volume, geo: BodyGeometry, *, erode_mm: float = 4.0,
     dist = np.repeat(np.repeat(np.repeat(dc, f[0], 0), f[1], 1), f[2], 2)[:body.shape[0], :body.shape[1],
                                                                         :body.shape[2]]
     dist = np.where(body, dist, 0.0)
+    # distances are multiples of the block size (e.g. exactly 4.0 mm on 1 mm voxels): compare with a
+    # 1 µm slack, or header round-off (0.99999998 mm voxels) moves a whole shell of blocks out of the ROI
     e = erode_mm
-    roi = dist >= e
+    roi = dist >= e - 1e-3
     while roi.sum() < 20 and e > 1.0:
         e *= 0.7
-        roi = dist >= e
+        roi = dist >= e - 1e-3
         if "roi_erosion_reduced" not in flags:
             flags.append("roi_erosion_reduced")
     if roi.sum() == 0:
@@ -142,7 +144,7 @@ def _reference_tissues(ct: Volume, spine_mask: np.ndarray, body_centres_vox: np.
     data = ct.data
     sp = ct.spacing
     # subsample for speed (≈ 3 mm)
-    step = np.maximum(1, np.round(3.0 / sp).astype(int))
+    step = voxel_count(3.0, sp)
     sub = data[::step[0], ::step[1], ::step[2]].astype(np.float32)
     out: dict[str, float] = {}
     # smooth local mean/std in a 3×3×3 neighbourhood to keep only homogeneous tissue

@@ -43,6 +43,15 @@ def run_command(
         lab_vol = seg.labels
     else:
         lab_vol = load_labels(labels, reference=ct_vol, resample=resample_labels)
+    if level_names:
+        from kyphosim.imaging.io import vertebra_ids_present
+        from kyphosim.imaging.labels import vertebra_id, vertebra_name
+
+        present = set(vertebra_ids_present(lab_vol))
+        absent = [n for n in level_names if vertebra_id(n) not in present]
+        if absent:  # a level the user named that is not there: stop before the run, as plan/simulate do
+            raise InputError(f"--levels: {', '.join(absent)} not in the label map (present: "
+                             f"{', '.join(vertebra_name(i) for i in vertebra_ids_present(lab_vol)) or 'none'})")
     opts = PathwayOptions(levels=level_names, procedure_date=date, approach=approach, gauge=gauge,
                           simulate=not no_simulation, strength=not no_strength)
     res = run_pathway(ct_vol, lab_vol, out, clinical=clinical, subregions=subregions, options=opts,

@@ -91,6 +91,20 @@ def strength_command(
         density = "hu" if float(img.data.min()) < -500.0 else "calibrated"
     if density not in ("calibrated", "hu"):
         raise InputError(f"--density must be calibrated, hu or auto, got {density!r}")
+    if density == "calibrated":
+        import numpy as np
+
+        # a vertebra is mostly trabecular bone: its median K2HPO4-equivalent density is ~20–250 mg/cm³
+        # (QCT vBMD, clinical-reference.md; the spineFE vertebra: 111). A median ≤ 0 (blank image) or
+        # > 600 (e.g. a CT in raw 0–4095 units, no air) is no calibrated density image.
+        sel = np.isin(lab.data, bone_ids) if bone_ids else (lab.data > 0)
+        if cap_ids and not bone_ids:
+            sel &= ~np.isin(lab.data, cap_ids)
+        med = float(np.median(img.data[sel])) if sel.any() else float("nan")
+        if not 0.0 < med <= 600.0:
+            raise InputError(f"{image.name}: the labelled bone has a median value of {med:g}, which is no calibrated "
+                             f"density in mg/cm³ (vertebral bone ≈ 20–250); a CT must be in HU with air near −1000 "
+                             f"(raw values without rescale slope/intercept?) and --density hu")
     cal = load_calibration(calibration) if calibration is not None else None
     cem = None
     if cement is not None:

@@ -26,6 +26,7 @@ from kyphosim.imaging.volume import Volume
 __all__ = [
     "load_image", "load_ct", "load_labels", "save_volume", "check_ct", "read_dicom_series",
     "read_verse_centroids", "centroids_to_world", "label_centroids_world", "vertebra_ids_present",
+    "check_spine_spacing", "MAX_SPINE_SPACING_MM",
 ]
 
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -198,10 +199,27 @@ def check_ct(vol: Volume) -> Volume:
     return vol
 
 
+#: coarsest voxel spacing (mm, any axis) a spine CT or label map may have: the smallest vertebral bodies
+#: measured on the shared data are ~17 mm tall (thoracic), so > 10 mm leaves fewer than two samples across
+#: one and every height, edge and centroid would be nonsense (docs/robustness.md)
+MAX_SPINE_SPACING_MM = 10.0
+
+
+def check_spine_spacing(vol: Volume, what: str = "image") -> Volume:
+    """Raise :class:`InputError` when ``vol``'s voxels are too coarse to resolve a vertebra."""
+    sp = vol.spacing
+    if np.any(sp > MAX_SPINE_SPACING_MM):
+        name = Path(str(vol.meta.get("path", what))).name
+        raise InputError(f"{name}: voxel spacing {np.round(sp, 2).tolist()} mm is too coarse for vertebrae "
+                         f"(> {MAX_SPINE_SPACING_MM:g} mm along an axis; a vertebral body is 17–35 mm tall)")
+    return vol
+
+
 def load_ct(path: str | os.PathLike) -> Volume:
     """Read a CT (NIfTI or DICOM series) and check its values are Hounsfield units."""
     vol = load_image(path)
     check_ct(vol)
+    check_spine_spacing(vol, "CT")
     return Volume(vol.data, vol.affine, source_axcodes=vol.source_axcodes, meta={**vol.meta, "units": "HU"})
 
 
@@ -229,6 +247,7 @@ def load_labels(path: str | os.PathLike, *, reference: Volume | None = None, res
     else:
         raw = load_image(p)
         vol = _relabel_multilabel(raw, fmt)
+    check_spine_spacing(vol, "labels")
     ids = vertebra_ids_present(vol)
     if not ids:
         raise LabelError(f"{p.name}: the label map holds no vertebra ids (VerSe 1–25, 28)")

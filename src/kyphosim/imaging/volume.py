@@ -17,7 +17,7 @@ from nibabel import orientations as nio
 
 from kyphosim.errors import InputError
 
-__all__ = ["Volume", "apply_affine", "voxel_sizes"]
+__all__ = ["Volume", "apply_affine", "voxel_sizes", "voxel_count"]
 
 
 def apply_affine(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -40,6 +40,18 @@ def apply_affine(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
 def voxel_sizes(affine: np.ndarray) -> np.ndarray:
     """Voxel spacing (mm) along each array axis, from the affine's column norms."""
     return np.sqrt((np.asarray(affine, float)[:3, :3] ** 2).sum(axis=0))
+
+
+def voxel_count(length_mm, spacing_mm, *, minimum: int = 1):
+    """How many voxels of ``spacing_mm`` make ``length_mm``, rounded half up (int, or an int array for
+    array inputs), at least ``minimum``.
+
+    A 1e-3 slack makes header noise harmless: 1.5 mm at 1.0000001 mm spacing is 2 voxels, as at exactly
+    1.0 mm (``np.round`` flipped it to 1 and back on float32 header round-off, docs/robustness.md).
+    """
+    n = np.floor(np.asarray(length_mm, float) / np.asarray(spacing_mm, float) + 0.5 + 1e-3).astype(int)
+    n = np.maximum(n, minimum)
+    return int(n) if n.ndim == 0 else n
 
 
 @dataclass(frozen=True, eq=False)

@@ -23,7 +23,7 @@ import numpy as np
 
 from kyphosim.errors import GridMismatchError, InputError, LabelError
 from kyphosim.imaging.labels import vertebra_id, vertebra_name
-from kyphosim.imaging.volume import Volume
+from kyphosim.imaging.volume import Volume, voxel_count
 from kyphosim.mechanics import solver as fe_solver
 from kyphosim.mechanics.calibration import GENERIC, Calibration
 from kyphosim.mechanics.element import hex8_centroid_strain_matrix, hex8_stiffness
@@ -431,7 +431,7 @@ def prepare_model(image: Volume, labels: Volume, *, level: str | int | None = No
 
     cap_mode = "labels"
     if not np.any(codes == MATERIAL_CODES["cap_inferior"]):
-        thick = max(1, int(round(cap_thickness_mm / spacing[2])))
+        thick = voxel_count(cap_thickness_mm, spacing[2])
         inf_m, sup_m, planes = auto_caps(codes == MATERIAL_CODES["bone"], thickness_vox=thick, body=bod_c,
                                            spacing=spacing)
         codes[inf_m] = MATERIAL_CODES["cap_inferior"]

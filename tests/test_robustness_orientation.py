@@ -1,0 +1,125 @@
+"""Orientation invariance and header-noise robustness of the assessment (docs/robustness.md).
+
+The same world written in another voxel order (a pure permutation/flip of the array with the affine
+updated) must give the same assessment, and float32 header round-off must not move any figure.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from bench_robustness import compare_assessments, reoriented, through_file  # noqa: E402
+
+ORIENTS = ["LPS", "PIR", "ASL", "SRP"]
+
+
+@pytest.fixture(scope="module")
+def block1mm():
+    """The synthetic three-level block on a 1 mm grid (1 mm is the spacing where the ROI blocks tie)."""
+    from kyphosim.simulation.synthetic import make_block_spine
+
+    ct, lab, _sub, _truth = make_block_spine(wedge_mm=6.0, bmd_mg_cm3=80.0, spacing_mm=1.0)
+    return ct, lab
+
+
+def test_voxel_count_is_stable_under_header_noise():
+    from kyphosim.imaging.volume import voxel_count
+
+    for length, sp, n in ((1.5, 1.0, 2), (3.0, 2.0, 2), (1.5, 0.6, 3), (3.0, 1.5, 2), (1.0, 3.0, 1)):
+        for eps in (-2e-7, 0.0, 2e-7):
+            assert voxel_count(length, sp * (1 + eps)) == n, (length, sp, eps)
+    assert voxel_count(1.5, np.array([1.0, 2.0, 0.5])).tolist() == [2, 1, 3]
+    assert voxel_count(0.1, 5.0) == 1 and voxel_count(0.1, 5.0, minimum=0) == 0
+
+
+def test_trabecular_hu_ignores_float32_header_round_off(block1mm):
+    """Voxels of 0.99999998 mm (a float32 qform) gave a different ROI than 1 mm voxels (HU −7 on VerSe)."""
+    from kyphosim.assess import assess_spine
+    from kyphosim.imaging.volume import Volume
+
+    ct, lab = block1mm
+    ref = assess_spine(ct, lab)
+    for scale in (1 - 2e-8, 1 + 2e-8):
+        aff = ct.affine.copy()
+        aff[:3, :3] *= scale
+        res = assess_spine(Volume(ct.data, aff, meta=dict(ct.meta)), Volume(lab.data, aff, is_label=True))
+        for a, b in zip(ref.levels, res.levels):
+            assert a.trabecular_hu == b.trabecular_hu, (a.name, scale)
+            assert a.genant_grade == b.genant_grade
+
+
+@pytest.mark.parametrize("codes", ORIENTS)
+def test_assessment_identical_in_every_voxel_order(block1mm, codes, tmp_path):
+    from kyphosim.assess import assess_spine
+
+    ct, lab = block1mm
+    ref = assess_spine(ct, lab)
+    lab_o = through_file(reoriented(lab, codes), tmp_path / "lab.nii.gz", labels=True)
+    ct_o = through_file(reoriented(ct, codes), tmp_path / "ct.nii.gz", labels=False)
+    assert "".join(ct_o.axcodes) == codes
+    c = compare_assessments(ref, assess_spine(ct_o, lab_o))
+    assert c["categorical"] == [] and c["max_abs"] < 1e-6, c
+
+
+@pytest.fixture(scope="module")
+def verse008_crop(shared_data):
+    """sub-verse008 (PIR, oblique float32 qform) cropped to T12–L2 with 15 mm margins (L3 cut, L4 a sliver)."""
+    from kyphosim.imaging.io import load_ct, load_labels
+
+    v = shared_data / "verse19"
+    ct = load_ct(v / "sub-verse008_ct.nii.gz")
+    lab = load_labels(v / "sub-verse008_seg-vert_msk.nii.gz", reference=ct)
+    keep = np.isin(lab.data, [19, 20, 21])
+    return ct.crop_to_mask(keep, margin_mm=15), lab.crop_to_mask(keep, margin_mm=15)
+
+
+def test_verse_crop_identical_in_two_voxel_orders(verse008_crop):
+    """A real oblique-header CT crop in RAS voxel order (exact affine): every figure identical."""
+    from kyphosim.assess import assess_spine
+
+    ct_c, lab_c = verse008_crop
+    ref = assess_spine(ct_c, lab_c)
+    assert [lv.name for lv in ref.levels][:3] == ["T12", "L1", "L2"]
+    for codes in ("RAS",):
+        c = compare_assessments(ref, assess_spine(reoriented(ct_c, codes), reoriented(lab_c, codes)))
+        assert c["categorical"] == [] and c["max_abs"] < 1e-6, (codes, c)
+
+
+@pytest.mark.xfail(strict=True, reason="known: 1e-14..1e-6 mm affine round-off moves the CT-edge heights by "
+                                       "0.03 mm and flips dense_endplates (a tie at a threshold of the body "
+                                       "geometry; docs/robustness.md)")
+@pytest.mark.parametrize("via_file", [False, True])
+def test_verse_crop_identical_after_affine_round_off(verse008_crop, via_file, tmp_path):
+    from kyphosim.assess import assess_spine
+
+    ct_c, lab_c = verse008_crop
+    ref = assess_spine(ct_c, lab_c)
+    if via_file:  # float32 header: ~1e-6 mm
+        ct_o = through_file(reoriented(ct_c, "RAS"), tmp_path / "ct.nii.gz", labels=False)
+        lab_o = through_file(reoriented(lab_c, "RAS"), tmp_path / "lab.nii.gz", labels=True)
+    else:  # ILA and back: ~1e-14 mm from the two orientation transforms
+        ct_o, lab_o = reoriented(ct_c, "ILA"), reoriented(lab_c, "ILA")
+    c = compare_assessments(ref, assess_spine(ct_o, lab_o))
+    assert c["categorical"] == [] and c["max_abs"] < 1e-6, c
+
+
+def test_cli_assess_same_json_for_reoriented_inputs(block1mm, cli, capsys, tmp_path):
+    from kyphosim.imaging.io import save_volume
+
+    ct, lab = block1mm
+    outs = []
+    for codes in ("RAS", "ILA"):
+        ctp = save_volume(reoriented(ct, codes), tmp_path / f"ct_{codes}.nii.gz")
+        labp = save_volume(reoriented(lab, codes), tmp_path / f"lab_{codes}.nii.gz")
+        code, out, err = cli(["assess", ctp, "--labels", labp, "--out", tmp_path / codes, "--no-figures"], capsys)
+        assert code == 0, err
+        d = json.loads((tmp_path / codes / "assessment.json").read_text())
+        d.pop("inputs")
+        outs.append(d)
+    assert outs[0] == outs[1]
