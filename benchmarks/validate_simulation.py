@@ -268,7 +268,13 @@ def refine_check(cases, r0=0.5, r1=0.35):
                 "leak_ml": (sum(l["volume_ml"] for l in a["leaks"]), sum(l["volume_ml"] for l in b["leaks"]))}
         rel = {k: (abs(v[1] - v[0]) / max(abs(v[0]), 1e-9) if abs(v[0]) > 1e-6 else abs(v[1] - v[0])) for k, v in keys.items()}
         res.append({"case": c["id"], "spec": c, "values": keys, "rel_change": rel,
-                    "wall_s": (a["wall_s"], b["wall_s"])})
+                    "wall_s": (a["wall_s"], b["wall_s"]),
+                    "side": (a["fracture"].get("side"), b["fracture"].get("side")),
+                    "balloon_stops": ([(x["vol"], round(x["pmax_psi"]), x["stop"]) for x in a["balloons"]],
+                                      [(x["vol"], round(x["pmax_psi"]), x["stop"]) for x in b["balloons"]]),
+                    "cement_stop": (a["stop"], b["stop"]),
+                    "leaks": ([(l["type"], l["volume_ml"]) for l in a["leaks"]],
+                              [(l["type"], l["volume_ml"]) for l in b["leaks"]])})
         print(json.dumps(res[-1]), flush=True)
     return res
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from kyphosim.errors import InputError
 from kyphosim.simulation.model import Tissue, VertebraModel
-from kyphosim.simulation.params import GAUGE_OD_MM, SimParams
+from kyphosim.simulation.params import BALLOONS, GAUGE_OD_MM, SimParams
 
 __all__ = ["Access", "make_access", "segment_distance"]
 
@@ -95,22 +95,35 @@ def make_access(model: VertebraModel, trajectories: list[dict], technique: str, 
             raise InputError(f"trajectory target {target.round(1).tolist()} mm lies outside the model of "
                              f"{model.name}")
         axis = (b - a) / np.linalg.norm(b - a)
-        if not model.body[tuple(np.round(b).astype(int))]:
-            # the planned tip lies outside the (model) body, e.g. above a depressed endplate: stop the
-            # instrument at the deepest point of the trajectory still inside the body
-            n = int(np.ceil(np.linalg.norm(b - a))) + 1
-            pts = b[None, :] - np.arange(n)[:, None] * axis[None, :]
+        # the instrument's tip must lie in trabecular bone with its whole cross-section: clearance
+        # from the vertebra's surface ≥ tool radius + cortical shell (deflated balloon for KP, the
+        # needle for VP), measured in mm on the label map's own grid (``model.clearance_mm``), so
+        # the decision does not depend on the model grid. A target closer to the surface (e.g.
+        # above a depressed endplate) is moved back along the trajectory to the deepest point that
+        # has the clearance (0.05 mm steps).
+        dev = BALLOONS.get(int(round(balloon_length_mm)))
+        r_tool = 0.5 * (dev.deflated_diameter_mm if (technique == "kyphoplasty" and dev is not None) else od)
+        need_mm = r_tool + params.cortical_shell_mm
+        if float(model.clearance_mm(model.index_to_world(b))[0]) < need_mm:
+            n = int(np.ceil(np.linalg.norm(b - a) * h / 0.05)) + 1
+            pts = b[None, :] - (np.arange(n) * 0.05 / h)[:, None] * axis[None, :]
+            clear = model.clearance_mm(model.index_to_world(pts))
             ijk = np.round(pts).astype(int)
             ok = np.all((ijk >= 0) & (ijk < np.asarray(model.shape)), axis=1)
-            inside = np.zeros(n, bool)
-            inside[ok] = model.body[ijk[ok, 0], ijk[ok, 1], ijk[ok, 2]] & \
-                (model.tissue[ijk[ok, 0], ijk[ok, 1], ijk[ok, 2]] != Tissue.CORTEX)
-            if not inside.any():
-                raise InputError(f"trajectory target {target.round(1).tolist()} mm is not inside the body of "
-                                 f"{model.name}")
-            b = pts[int(np.argmax(inside))] - axis * 1.0
+            in_body = np.zeros(n, bool)
+            in_body[ok] = model.body[ijk[ok, 0], ijk[ok, 1], ijk[ok, 2]]
+            good = (clear >= need_mm) & in_body
+            if not good.any():
+                good = (clear > 0) & in_body
+                if not good.any():
+                    raise InputError(f"trajectory target {target.round(1).tolist()} mm is not inside the body of "
+                                     f"{model.name}")
+                good = good & (clear >= clear[good].max() - 1e-6)
+            moved = float(np.argmax(good)) * 0.05
+            b = pts[int(np.argmax(good))]
             target = model.index_to_world(b)
-            model.notes.append(f"{tr.get('side', '')} target moved back into the body along the trajectory")
+            model.notes.append(f"{tr.get('side', '')} target moved back {moved:.1f} mm along the trajectory "
+                               f"(clearance from the cortex < {need_mm:.1f} mm)")
         wall = _first_body_hit(model, a, b)
         if technique == "kyphoplasty":
             tip = wall + axis * (params.cannula_tip_inside_wall_mm / h)

@@ -355,11 +355,21 @@ def inflate(model: VertebraModel, accesses: list[Access], devices: list[BalloonD
             vol = (np.count_nonzero(occ == run.index + 1) + k - run.initial_voxels) * v_ml
             p_wall = run.device.wall_compliance_kpa * (vol / run.device.max_volume_ml) ** 3
             p = p_need + p_wall
-            if p > run.device.max_pressure_kpa:
-                run.active, run.stop_reason = False, "device pressure limit"
-                run.max_pressure_kpa = max(run.max_pressure_kpa, run.device.max_pressure_kpa)
-                run.pv_curve.append((run.volume_ml, float(run.device.max_pressure_kpa)))
-                continue
+            p_max = run.device.max_pressure_kpa
+            if p > p_max:
+                # at the device limit the syringe holds P_max: the balloon still grows into the wall
+                # voxels that yield below it (of this step's k cheapest); it stops when none is left
+                # or when holding the raised fragment would need more than P_max
+                below = part[res[part] + p_wall <= p_max]
+                p_hold_ok = not (lift.alpha > 0 and run.contact_area_mm2 > 0 and p_need > float(res[part].max()))
+                if below.size == 0 or not p_hold_ok or not params.hold_at_pressure_limit:
+                    run.active, run.stop_reason = False, "device pressure limit"
+                    run.max_pressure_kpa = max(run.max_pressure_kpa, p_max)
+                    run.pv_curve.append((run.volume_ml, float(p_max)))
+                    continue
+                part, k = below, int(below.size)
+                vol = (np.count_nonzero(occ == run.index + 1) + k - run.initial_voxels) * v_ml
+                p = p_max
             new = flat[part]
             occ.ravel()[new] = run.index + 1
             new = np.concatenate([new, _enclosed(model, occ, run, envs[run.index])])

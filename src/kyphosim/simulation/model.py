@@ -26,7 +26,7 @@ from kyphosim.simulation.geometry import column_surfaces, measure_heights, subvo
 from kyphosim.simulation.params import DEFAULT_PARAMS, SimParams
 
 __all__ = ["Tissue", "Frame", "FractureInfo", "VertebraModel", "build_model", "estimate_frame",
-           "local_template", "to_input_grid"]
+           "label_clearance", "local_template", "to_input_grid"]
 
 
 class Tissue(IntEnum):
@@ -106,6 +106,21 @@ class VertebraModel:
     trabecular_bmd_mg_cm3: float
     params: SimParams
     notes: list[str] = field(default_factory=list)
+    clearance: Volume | None = None  # signed distance (mm, + inside) to this vertebra's label surface
+
+    def clearance_mm(self, xyz: np.ndarray) -> np.ndarray:
+        """Signed distance (mm, positive inside) of world points to the vertebra's surface, read on
+        the label map's own grid (:func:`label_clearance`), so it does not depend on the model grid.
+        Falls back to the model body mask (voxel staircase) when no clearance map was built."""
+        pts = np.atleast_2d(np.asarray(xyz, float))
+        if self.clearance is None:
+            ijk = np.round(self.world_to_index(pts)).astype(int)
+            ok = np.all((ijk >= 0) & (ijk < np.asarray(self.shape)), axis=1)
+            out = np.full(len(pts), -1.0)
+            out[ok] = np.where(self.body[tuple(ijk[ok].T)], 1.0, -1.0)
+            return out
+        vox = self.clearance.world_to_voxel(pts)
+        return ndi.map_coordinates(self.clearance.data, vox.T, order=1, mode="constant", cval=-10.0)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -465,7 +480,29 @@ def build_model(ct: Volume, labels: Volume, level: int, *, resolution_mm: float 
     geom.update({f"side_{k}": v for k, v in side_ev.items()})
     return VertebraModel(level=level, name=vertebra_name(level), affine=tmpl.affine.copy(), spacing_mm=h,
                          hu=hu, rho=rho, tissue=tissue, body=body, vert=vert, frame=frame, flipped=flip,
-                         fracture=info, geometry=geom, trabecular_bmd_mg_cm3=trab_bmd, params=p, notes=notes)
+                         fracture=info, geometry=geom, trabecular_bmd_mg_cm3=trab_bmd, params=p, notes=notes,
+                         clearance=label_clearance(labels, level))
+
+
+def label_clearance(labels: Volume, level: int, margin_vox: int = 4) -> Volume:
+    """Signed distance (mm; + inside, − outside) to the surface of vertebra ``level`` on a crop of
+    the label map's own grid: Euclidean distance transforms of the mask and its complement (voxel
+    spacing honoured), each less half a voxel so the zero level lies on the voxel faces. Read with
+    trilinear interpolation it gives an instrument's clearance from the cortex independently of the
+    model grid."""
+    m = labels.data == level
+    idx = np.argwhere(m)
+    lo = np.maximum(idx.min(axis=0) - margin_vox, 0)
+    hi = np.minimum(idx.max(axis=0) + margin_vox + 1, np.asarray(m.shape))
+    crop = m[tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))]
+    sp = np.asarray(labels.spacing, float)
+    half = 0.5 * float(sp.mean())
+    d_in = ndi.distance_transform_edt(crop, sampling=sp) - half
+    d_out = ndi.distance_transform_edt(~crop, sampling=sp) - half
+    sd = np.where(crop, d_in, -d_out).astype(np.float32)
+    aff = np.array(labels.affine, float).copy()
+    aff[:3, 3] = labels.voxel_to_world(lo.astype(float))
+    return Volume(sd, aff, meta={"units": "mm"})
 
 
 def _ball(shape, c, r) -> np.ndarray:

@@ -143,6 +143,8 @@ class SimParams:
     # --- balloon --------------------------------------------------------------------------------
     inflation_wall_fraction: float = 0.025  # syringe increment = this fraction of the wall candidates (numerical; converged: 1.25 % gives the same pressures within 2 %)
     inflation_rate_ml_min: float = 0.5    # slow incremental inflation [U]
+    hold_at_pressure_limit: bool = True   # at the device limit keep taking wall voxels that yield below it;
+                                          # stop when none is left (False: stop at the first step over the limit)
     continuum_mm: float = 1.0             # Gaussian scale of the apparent (continuum) density [U]
     crush_patch_mm: float = 3.0           # wall patch (FWHM) whose mean strength must be exceeded: 3 trabecular
                                           # spacings (Harrigan 1988 [C]: continuum needs 3–5 trabeculae; Tb.Sp ≈ 1 mm [U])
