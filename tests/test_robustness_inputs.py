@@ -170,3 +170,36 @@ def test_bad_inputs_give_one_line_and_exit_2(cmd, cli, capsys, tmp_path_factory)
             failures.append(f"{case}: code {code}, stderr {err.strip()[:200]!r}")
     assert n > 0
     assert not failures, f"{cmd}: " + " | ".join(failures)
+
+
+def test_failed_runs_leave_earlier_results_intact(cli, capsys, tmp_path_factory, monkeypatch):
+    """A bad input, an unusable --out and a crash half-way through writing: assessment.json from the
+    earlier run stays complete (atomic writes) and no temporary file is left behind."""
+    sw = _sweep(tmp_path_factory)
+    good, bad = sw["good"], sw["bad"]
+    out = sw["tmp"] / "atomic_out"
+    code, _, err = cli(["assess", good["ct"], "--labels", good["labels"], "--out", out, "--no-figures"], capsys)
+    assert code == 0, err
+    first = (out / "assessment.json").read_bytes()
+    code, _, err = cli(["assess", bad["ct:raw_0_4095"][1], "--labels", good["labels"], "--out", out], capsys)
+    assert code == 2 and (out / "assessment.json").read_bytes() == first
+
+    import kyphosim.assess.figures as figs
+
+    def broken(*a, **k):
+        raise RuntimeError("disk full while drawing")
+
+    monkeypatch.setattr(figs, "level_figure", broken)
+    code, _, err = cli(["assess", good["ct"], "--labels", good["labels"], "--out", out], capsys)
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "internal error" in err
+    assert json.loads((out / "assessment.json").read_text())["schema"] == "kyphosim.assessment/1"
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_output_folder_is_checked_before_the_work(cli, capsys, tmp_path_factory):
+    """--out under a regular file fails at once with one line (simulate took 40 s to fail before)."""
+    sw = _sweep(tmp_path_factory)
+    good, bad = sw["good"], sw["bad"]
+    code, _, err = cli(["simulate", good["ct"], "--labels", good["labels"], "--level", "L1",
+                        "--out", bad["out:not_writable"][1]], capsys)
+    assert code == 2 and "--out" in err and "cannot create the output folder" in err

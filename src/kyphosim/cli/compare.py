@@ -25,6 +25,9 @@ def compare_command(
     simulation_params(injection_start)  # a bad clock fails before the inputs are read
     vol, lab, sub = load_inputs(ct, labels, subregions, resample_labels)
     pl = load_plan(plan)
+    from kyphosim.cli.options import ensure_output_dir
+
+    ensure_output_dir(out)
     res = {}
     for tech, tag in (("kyphoplasty", "kp"), ("vertebroplasty", "vp")):
         res[tag] = run_simulation(vol, lab, sub, lid, pl, tech, approach, balloon, cement_volume, viscosity,

@@ -35,6 +35,9 @@ def fluoro_command(
         raise InputError(str(exc)) from None
     vol = load_ct(ct)
     lab = load_labels(labels, reference=vol, resample=True) if labels is not None else None
+    from kyphosim.cli.options import ensure_output_dir
+
+    ensure_output_dir(Path(out).parent)
     plan_d = None
     if plan is not None:
         try:

@@ -33,6 +33,9 @@ def plan_command(
         raise InputError(f"--approach must be bipedicular, unipedicular or auto, got {approach!r}")
     vol = load_ct(ct)
     lab = load_labels(labels, reference=vol, resample=resample_labels)
+    from kyphosim.cli.options import ensure_output_dir
+
+    ensure_output_dir(out)
     sub = None
     if subregions is not None:
         sub = load_image(subregions)

@@ -52,6 +52,9 @@ def run_command(
         if absent:  # a level the user named that is not there: stop before the run, as plan/simulate do
             raise InputError(f"--levels: {', '.join(absent)} not in the label map (present: "
                              f"{', '.join(vertebra_name(i) for i in vertebra_ids_present(lab_vol)) or 'none'})")
+    from kyphosim.cli.options import ensure_output_dir
+
+    ensure_output_dir(out)
     opts = PathwayOptions(levels=level_names, procedure_date=date, approach=approach, gauge=gauge,
                           simulate=not no_simulation, strength=not no_strength)
     res = run_pathway(ct_vol, lab_vol, out, clinical=clinical, subregions=subregions, options=opts,

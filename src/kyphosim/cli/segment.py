@@ -32,6 +32,9 @@ def segment_command(
         from kyphosim.errors import InputError
         raise InputError(f"--out {out} must end with .nii.gz or .nii")
     vol = load_ct(ct)
+    from kyphosim.cli.options import ensure_output_dir
+
+    ensure_output_dir(Path(out).parent)
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True) as prog:
         prog.add_task("segmenting vertebrae…", total=None)
         res = segment_spine(vol, backend=backend, anchor=anchor, first_label=first_label,

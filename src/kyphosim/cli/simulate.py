@@ -139,6 +139,9 @@ def simulate_command(
     simulation_params(injection_start)  # a bad clock fails before the inputs are read
     vol, lab, sub = load_inputs(ct, labels, subregions, resample_labels)
     pl = load_plan(plan)
+    from kyphosim.cli.options import ensure_output_dir
+
+    ensure_output_dir(out)
     result = run_simulation(vol, lab, sub, lid, pl, technique, approach, balloon, cement_volume, viscosity,
                             resolution, fracture_age, injection_start=injection_start)
     written = write_outputs(result, vol, out, figures=figures)

@@ -129,6 +129,9 @@ def strength_command(
                   displacement_mm=displacement_mm, resample_mm=resample_mm, cap_thickness_mm=cap_thickness_mm,
                   cement_modulus_mpa=cement_modulus_mpa, tol=tol, solver=solver, nonlinear=nonlinear,
                   nonlinear_resample_mm=nl_mm, pushover_settings=settings)
+    from kyphosim.cli.options import ensure_output_dir
+
+    ensure_output_dir(out)
     console = Console(stderr=True)
     with Progress(SpinnerColumn(), TextColumn("[bold]strength[/] {task.description}"), TimeElapsedColumn(),
                   console=console, transient=True) as prog:
