@@ -324,3 +324,30 @@ def test_connected_seeds_drop_a_process_across_a_joint_space():
     assert (out[16:24, 21:23, 16:20] == 2).all()
     # with the geometric seeds the process stays with body 1 (what the restriction fixes)
     assert (reassign_by_connectivity(lab, seeds, hu, 2)[16:22, 21:23, 16:20] == 1).all()
+
+
+def test_cut_vertebra_releases_a_detached_piece_joined_by_bone_to_its_neighbour():
+    """A cut vertebra (``keep``) holding the tip of the neighbour's process: released to the neighbour
+    when bone joins the tip to the neighbour's body (and not to its own), kept across a joint space."""
+    from kyphosim.segment.refine import reassign_by_connectivity
+
+    def case(joint: bool):
+        hu = np.full((30, 12, 12), -50.0, np.float32)
+        lab = np.zeros(hu.shape, np.int32)
+        seeds = np.zeros(hu.shape, np.int32)
+        hu[2:8, 2:10, 2:10] = 600; lab[2:8, 2:10, 2:10] = 1; seeds[3:7, 3:9, 3:9] = 1
+        hu[22:28, 2:10, 2:10] = 600; lab[22:28, 2:10, 2:10] = 2; seeds[23:27, 3:9, 3:9] = 2   # cut level
+        hu[8:18, 5:7, 5:7] = 700; lab[8:14, 5:7, 5:7] = 1; lab[14:18, 5:7, 5:7] = 2   # 1's process, tip held by 2
+        if joint:
+            hu[13, 5:7, 5:7] = 0                          # the tip is another bone across a joint space
+        hu[8:22, 2, 2] = 150; lab[8:22, 2, 2] = 1         # a dark partial-volume contact: one union piece
+        return hu, lab, seeds
+
+    hu, lab, seeds = case(joint=False)
+    out = reassign_by_connectivity(lab, seeds, hu, 2, keep=(2,), spacing_mm=np.ones(3), floor_hu=150.0)
+    assert (out[14:18, 5:7, 5:7] == 1).all()
+    assert (out[22:28] == lab[22:28]).all()               # the cut level keeps what is joined to its body
+    assert (reassign_by_connectivity(lab, seeds, hu, 2, keep=(2,))[14:18, 5:7, 5:7] == 2).all()  # no bone test
+    hu, lab, seeds = case(joint=True)
+    out = reassign_by_connectivity(lab, seeds, hu, 2, keep=(2,), spacing_mm=np.ones(3), floor_hu=150.0)
+    assert (out[14:18, 5:7, 5:7] == 2).all()

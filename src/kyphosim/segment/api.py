@@ -274,7 +274,9 @@ def segment_spine(ct: Volume, *, backend: str = "auto", anchor: tuple[str, float
         # short thoracic level below rises into the geometric seed region)
         seeds = connected_seeds(seeds, can.data, can.spacing, 0.75 * cortical_threshold(can.spacing), nseg)
         cut = tuple(i + 1 for i, s in enumerate(wk.segments) if s.cut_lo or s.cut_hi)
-        seg_full = reassign_by_connectivity(seg_full, seeds, can.data, nseg, keep=cut, orphans=dropped)
+        seg_full = reassign_by_connectivity(seg_full, seeds, can.data, nseg, keep=cut, orphans=dropped,
+                                            spacing_mm=can.spacing,
+                                            floor_hu=0.75 * cortical_threshold(can.spacing))
         # with the owners settled, a process that the working grid had split between two labels is
         # whole again: its cortex now encloses its cancellous interior in the sections
         seg_full = fill_interiors(seg_full, can.spacing, nseg)

@@ -250,7 +250,8 @@ def connected_seeds(seeds: np.ndarray, hu: np.ndarray, spacing_mm: np.ndarray, f
 
 def reassign_by_connectivity(lab: np.ndarray, seeds: np.ndarray, hu: np.ndarray, n: int, *,
                              keep: tuple[int, ...] = (), sigma_vox: float = 0.35,
-                             orphans: np.ndarray | None = None) -> np.ndarray:
+                             orphans: np.ndarray | None = None, spacing_mm: np.ndarray | None = None,
+                             floor_hu: float = 150.0) -> np.ndarray:
     """Re-own the vertebra voxels by bony connectivity to a vertebral body (canonical arrays).
 
     ``lab`` holds the native-grid vertebrae 1…n; ``seeds`` (same grid, labels 1…n, 0 elsewhere) their
@@ -261,7 +262,10 @@ def reassign_by_connectivity(lab: np.ndarray, seeds: np.ndarray, hu: np.ndarray,
     A voxel changes label only when its present owner's body lies in the same connected piece of the
     union (otherwise its connection runs outside the field of view or across a gap: nothing to
     compare), and never when its owner is in ``keep`` (vertebrae cut by the field of view: their
-    pedicles may lie outside it; they may still take back their own processes).
+    pedicles may lie outside it; they may still take back their own processes). With ``spacing_mm``
+    given, a piece of a cut vertebra's mask that is detached (within that mask) from its own body seed
+    is released to the flood when half-maximum bone (:func:`halfmax_bone` at 0.5, floor ``floor_hu``)
+    joins it to the flooding vertebra's body and not to the cut one's.
 
     ``orphans`` (bool, optional): unlabelled bone that may join the flood (bone that
     :func:`refine_native` dropped from a vertebra it was not connected to); such a voxel goes to the
@@ -283,9 +287,41 @@ def reassign_by_connectivity(lab: np.ndarray, seeds: np.ndarray, hu: np.ndarray,
     comp, nc = ndi.label(sub_u)
     has = np.zeros((nc + 1) * (n + 1), bool)
     has[comp[mk > 0].astype(np.int64) * (n + 1) + mk[mk > 0]] = True
-    frozen = np.zeros(n + 1, bool)
-    frozen[[k for k in keep if 0 < k <= n]] = True
-    chg = (ws > 0) & (ws != old) & has[comp.astype(np.int64) * (n + 1) + old] & ~frozen[old]
+    frozen = np.zeros(old.shape, bool)
+    bcomp = None
+    for k in keep:
+        if not 0 < k <= n:
+            continue
+        frozen |= old == k
+        if spacing_mm is None or not seeded[k]:
+            continue
+        # a piece of a cut vertebra's mask detached from its own body seed (within its mask) is
+        # released to the flood only when half-maximum bone joins it to the body of the vertebra that
+        # floods it and not to its own (the tip of a long spinous process of the level above that the
+        # working grid gave to the cut level); across a joint space it stays
+        cl, nc = ndi.label(old == k)
+        if nc < 2:
+            continue
+        if bcomp is None:
+            hb = halfmax_bone(hu[sl], spacing_mm, floor_hu, sigma_vox=sigma_vox, frac=0.5)
+            bcomp, nb = ndi.label(hb)
+            # seed labels reached by each bone piece (n + 1 columns)
+            bseed = np.zeros((nb + 1, n + 1), bool)
+            sm = (mk > 0) & (bcomp > 0)
+            bseed[bcomp[sm], mk[sm]] = True
+        own = set(np.unique(cl[mk == k]).tolist())
+        for c, pb in enumerate(ndi.find_objects(cl), start=1):
+            if c in own or pb is None:
+                continue
+            piece = cl[pb] == c
+            bc = bcomp[pb][piece]
+            bs = bseed[np.unique(bc[bc > 0])]
+            if not bs.any() or bs[:, k].any():
+                continue
+            ok = bs.any(axis=0)
+            fz = frozen[pb]
+            fz[piece & ok[ws[pb]]] = False
+    chg = (ws > 0) & (ws != old) & has[comp.astype(np.int64) * (n + 1) + old] & ~frozen
     chg |= (ws > 0) & orph[sl]
     out = lab.copy()
     o = out[sl]
