@@ -91,9 +91,6 @@ def test_verse_crop_identical_in_two_voxel_orders(verse008_crop):
         assert c["categorical"] == [] and c["max_abs"] < 1e-6, (codes, c)
 
 
-@pytest.mark.xfail(strict=True, reason="known: 1e-14..1e-6 mm affine round-off moves the CT-edge heights by "
-                                       "0.03 mm and flips dense_endplates (a tie at a threshold of the body "
-                                       "geometry; docs/robustness.md)")
 @pytest.mark.parametrize("via_file", [False, True])
 def test_verse_crop_identical_after_affine_round_off(verse008_crop, via_file, tmp_path):
     from kyphosim.assess import assess_spine

@@ -83,12 +83,17 @@ def _dense_endplates(geos: dict[int, BodyGeometry]) -> None:
     from kyphosim.assess.edges import PLATE_MM
 
     mass = {lid: g.plate_mass_hu_mm() for lid, g in geos.items()}
-    vals = [m for m in mass.values() if m is not None and m > 0]
+    # the reference is the spine's typical plate: levels cut by the field of view or fragmented are not
+    # used for it (a sliver at the edge gave a mass of 4543 or None under 1e-14 mm affine round-off and
+    # so flipped the flag of its neighbours, docs/robustness.md); nor do they get the correction (a
+    # plate mass with a plate out of view or a fragment is not comparable to the spine's)
+    unreliable = {lid for lid, g in geos.items() if {"cut_by_fov", "fragmented_mask"} & set(g.flags)}
+    vals = [m for lid, m in mass.items() if m is not None and m > 0 and lid not in unreliable]
     if len(vals) < 3:
         return
     ref = float(np.median(vals))
     for lid, m in mass.items():
-        if m is None or m <= ref:
+        if m is None or m <= ref or lid in unreliable:
             continue
         if not (geos[lid].subendplate_band or m > DENSE_ENDPLATE_RATIO * ref):
             continue

@@ -26,7 +26,7 @@ from kyphosim.imaging.volume import Volume
 __all__ = [
     "load_image", "load_ct", "load_labels", "save_volume", "check_ct", "read_dicom_series",
     "read_verse_centroids", "centroids_to_world", "label_centroids_world", "vertebra_ids_present",
-    "check_spine_spacing", "MAX_SPINE_SPACING_MM",
+    "check_spine_spacing", "MAX_SPINE_SPACING_MM", "ct_padding_value", "PADDING_BELOW_HU",
 ]
 
 _NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -174,6 +174,24 @@ def read_dicom_series(directory: str | os.PathLike) -> Volume:
 
 
 # ---------------------------------------------------------------------------------- CT checks
+#: values below this are no tissue: air is −1000 HU and its noise stays within a few hundred HU;
+#: scanners and converters mark voxels outside the reconstruction circle with one constant far below
+#: it (−2000, −2048, −3024, −32768)
+PADDING_BELOW_HU = -1500.0
+
+
+def ct_padding_value(data: np.ndarray) -> float | None:
+    """The constant that marks voxels outside the reconstruction field of view, or None.
+
+    Padding is recognised only when every value below :data:`PADDING_BELOW_HU` is the same number.
+    """
+    if not np.issubdtype(data.dtype, np.number) or float(np.min(data)) >= PADDING_BELOW_HU:
+        return None
+    low = data[data < PADDING_BELOW_HU]
+    lo, hi = float(low.min()), float(low.max())
+    return lo if lo == hi else None
+
+
 def check_ct(vol: Volume) -> Volume:
     """Raise :class:`NotCTError` unless the values can be Hounsfield units of a CT.
 
@@ -189,6 +207,12 @@ def check_ct(vol: Volume) -> Volume:
     lo, hi = float(np.min(data)), float(np.max(data))
     if not (np.isfinite(lo) and np.isfinite(hi)):
         raise NotCTError("image contains NaN or infinite values")
+    pad = ct_padding_value(data)
+    if pad is not None:  # judge the values inside the reconstruction field of view
+        inside = data[data != pad]
+        if inside.size == 0:
+            raise NotCTError(f"every voxel holds the padding value {pad:g}")
+        lo = float(inside.min())
     if lo >= -50.0:
         if hi <= 255.0:
             raise NotCTError(f"values {lo:g}…{hi:g} look like an 8-bit picture or a mask, not CT Hounsfield units")
@@ -220,7 +244,15 @@ def load_ct(path: str | os.PathLike) -> Volume:
     vol = load_image(path)
     check_ct(vol)
     check_spine_spacing(vol, "CT")
-    return Volume(vol.data, vol.affine, source_axcodes=vol.source_axcodes, meta={**vol.meta, "units": "HU"})
+    data, meta = vol.data, {**vol.meta, "units": "HU"}
+    pad = ct_padding_value(data)
+    if pad is not None:
+        # outside the reconstruction circle is air for every stage (left at e.g. −3024 it was taken as
+        # air by the density calibration: vBMD 87 → 30 mg/cm³, docs/robustness.md)
+        sel = data == pad
+        data = np.where(sel, np.asarray(-1024, data.dtype), data)
+        meta.update(padding_hu=pad, padding_voxels=int(sel.sum()))
+    return Volume(data, vol.affine, source_axcodes=vol.source_axcodes, meta=meta)
 
 
 # ---------------------------------------------------------------------------------- labels
