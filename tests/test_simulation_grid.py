@@ -3,8 +3,13 @@ the fracture line / band placed by physical distance (issue 5: 0.5 → 0.35 mm r
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
+
+from kyphosim.simulation import BALLOONS, DEFAULT_PARAMS
+from kyphosim.simulation.access import make_access
 
 from kyphosim.simulation.geometry import column_surfaces, subvoxel_surfaces
 from kyphosim.simulation.model import Tissue, _depressed_side, build_model
@@ -70,11 +75,33 @@ def test_side_test_is_grid_independent():
     assert _depressed_side(t, b, has, body, 0.5, zt, zb, label_step_mm=4.0 * gap + 0.1)[0] == "superior"
 
 
-def test_fracture_line_and_band_at_the_same_physical_depth_on_both_grids(wedge_block):
+@pytest.fixture(scope="module")
+def models(wedge_block):
+    ct, lab, sub, truth = wedge_block
+    return {h: build_model(ct, lab, 20, resolution_mm=h, subregions=sub) for h in (0.5, 0.35)}
+
+
+def test_target_on_the_endplate_moves_back_by_the_same_physical_amount_on_both_grids(wedge_block, models):
+    ct, lab, sub, truth = wedge_block
+    ped = truth["levels"][20]["pedicles"]["right"]
+    # a target on the depressed superior surface of the block's wedge (y = 10.25 mm: z = 8.3 mm)
+    tr = [{"side": "right", "entry_mm": ped["entry_mm"], "target_mm": [5.0, 10.25, 8.3]}]
+    got = {}
+    for h, m0 in models.items():
+        m = copy.deepcopy(m0)
+        acc = make_access(m, tr, "kyphoplasty", balloon_length_mm=15, params=DEFAULT_PARAMS)[0]
+        got[h] = np.asarray(acc.target_mm, float)
+        need = 0.5 * BALLOONS[15].deflated_diameter_mm + DEFAULT_PARAMS.cortical_shell_mm
+        assert m.clearance_mm(got[h])[0] >= need - 1e-6
+        assert np.linalg.norm(got[h] - np.array([5.0, 10.25, 8.3])) > 1.0      # it did move back
+    assert np.linalg.norm(got[0.5] - got[0.35]) < 0.1
+
+
+def test_fracture_line_and_band_at_the_same_physical_depth_on_both_grids(wedge_block, models):
     ct, lab, sub, truth = wedge_block
     depth = {}
     for h in (0.5, 0.35):
-        m = build_model(ct, lab, 20, resolution_mm=h, subregions=sub)
+        m = models[h]
         assert m.fracture.side == "superior"
         f = m.fracture
         # the sub-voxel top surface of the body on this grid, from the label's partial volume

@@ -271,7 +271,7 @@ def inflate(model: VertebraModel, accesses: list[Access], devices: list[BalloonD
         run.pv_curve.append((0.0, 0.0))
         runs.append(run)
     comp = _Compaction(model, params)
-    reach = max(1, int(round(params.contact_reach_mm / h)))
+    reach = params.contact_reach_mm / h            # voxels (float; the test per column is physical)
     mass0 = float(model.rho.sum())
     unplaced = 0.0
     law, resid = params.strength_law, params.fracture_residual_strength
@@ -395,14 +395,22 @@ def inflate(model: VertebraModel, accesses: list[Access], devices: list[BalloonD
                            lift_force_n=lift_force, steps=step, history=history)
 
 
-def _contact_owner(model: VertebraModel, occ: np.ndarray, lift: LiftState, reach_vox: int) -> np.ndarray:
+def _contact_owner(model: VertebraModel, occ: np.ndarray, lift: LiftState, reach_vox: float) -> np.ndarray:
     """Per footprint column: the balloon (1-based) bearing on the fragment — its top within
-    ``reach_vox`` below the fragment bottom (the bone in between transmits the load); 0 where none."""
+    ``reach_vox`` below the fragment bottom (the bone in between transmits the load); 0 where none.
+
+    The gap is measured from the balloon voxel's top face to the fracture line itself (continuous,
+    ``lift.kf_frac``), not to the row interface: a balloon voxel s rows below the fragment's bottom
+    row is in reach when (s + kf_frac − ½)·h ≤ reach (at least the row right under the fragment)."""
     ii, jj, kk = lift.contact_rows()
     owner = np.zeros(ii.size, np.int8)
-    for s in range(reach_vox + 1):
+    if lift.kf_frac is not None:
+        s_max = np.maximum(np.floor(reach_vox + 0.5 - lift.kf_frac[ii, jj] + 1e-9), 0).astype(int)
+    else:
+        s_max = np.full(ii.size, max(1, int(round(reach_vox))))
+    for s in range(int(s_max.max(initial=0)) + 1):
         k = kk - s
-        ok = (owner == 0) & (k >= 0) & (k < model.shape[2])
+        ok = (owner == 0) & (k >= 0) & (k < model.shape[2]) & (s <= s_max)
         if not ok.any():
             break
         idx = np.flatnonzero(ok)

@@ -46,6 +46,7 @@ class LiftState:
     max_deficit_vox: float
     mean_deficit_vox: float
     area_mm2: float
+    kf_frac: np.ndarray | None = None   # zf − kf ∈ [0, 1): where the fracture line lies in row kf
 
     @property
     def active(self) -> bool:
@@ -83,7 +84,8 @@ def make_lift(model: VertebraModel, params: SimParams) -> LiftState:
     return LiftState(footprint=f.footprint.copy(), deficit_vox=f.deficit_vox.copy(), kf=f.kf.copy(),
                      shift=np.zeros(f.footprint.shape, int), alpha=0.0, preload_n=params.preload_n,
                      k_n_per_mm=k_n_per_m / 1000.0, heal_force_n=heal_force, spacing_mm=h,
-                     max_deficit_vox=float(d.max()), mean_deficit_vox=float(d.mean()), area_mm2=area)
+                     max_deficit_vox=float(d.max()), mean_deficit_vox=float(d.mean()), area_mm2=area,
+                     kf_frac=None if f.zf is None else np.clip(f.zf - f.kf, 0.0, 1.0))
 
 
 def shift_columns(arrays: dict[str, np.ndarray], fills: dict[str, object], lift: LiftState,

@@ -84,6 +84,7 @@ class FractureInfo:
     band_rho_mg_cm3: float
     mean_deficit_mm: float
     cleft_volume_ml: float
+    zf: np.ndarray | None = None  # float (I, J): fracture line (continuous k index; kf = ⌊zf⌋)
 
 
 @dataclass
@@ -664,5 +665,6 @@ def _fracture(body, inner, tissue, rho, hu, h, side, fracture_age, p: SimParams,
                         heal_fraction=heal, band_density_ratio=float(ratio),
                         band_rho_mg_cm3=rb if np.isfinite(rb) else 0.0,
                         mean_deficit_mm=float(deficit[footprint].mean() * h) if footprint.any() else 0.0,
-                        cleft_volume_ml=float(cleft.sum() * h ** 3 / 1000.0))
+                        cleft_volume_ml=float(cleft.sum() * h ** 3 / 1000.0),
+                        zf=np.where(has, z_f, kf + 0.5))
     return {"info": info, "notes": notes}
