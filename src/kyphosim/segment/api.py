@@ -264,7 +264,7 @@ def segment_spine(ct: Volume, *, backend: str = "auto", anchor: tuple[str, float
     fine = float(can.spacing.max()) <= OWNERSHIP_MAX_SPACING_MM
     dropped = np.zeros(seg_full.shape, bool) if fine else None
     seg_full = refine_native(seg_full, can.data, can.spacing, cortical_threshold(can.spacing), nseg,
-                             frac=surface_fraction, dropped=dropped)
+                             frac=surface_fraction, dropped=dropped, spare_halfmax=fine)
     sub_full = wk.ct.with_data(sub_w, is_label=True).resample(like=can).data
     if fine:
         # posterior elements owned by bony connectivity from the bodies (articular processes cross a
@@ -283,7 +283,7 @@ def segment_spine(ct: Volume, *, backend: str = "auto", anchor: tuple[str, float
         # then each vertebra is redrawn once more on the CT with its owner settled: the boundary of a
         # process that two labels shared, and bone held through another level's mask, are decided again
         seg_full = refine_native(seg_full, can.data, can.spacing, cortical_threshold(can.spacing), nseg,
-                                 frac=surface_fraction, deep_mm=REDRAW_DEEP_MM)
+                                 frac=surface_fraction, deep_mm=REDRAW_DEEP_MM, spare_halfmax=True)
     sub_full = _fill_nearest(np.where(seg_full > 0, sub_full, 0), seg_full > 0)
     verts = [i + 1 for i in range(nseg) if lut[i + 1] not in (0, SACRUM_ID)]
     canal = find_canal(seg_full, verts, can.spacing)

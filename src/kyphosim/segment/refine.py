@@ -24,7 +24,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 __all__ = ["fill_sections", "fill_axial_holes", "complete_labels", "refine_native", "halfmax_bone",
-           "reassign_by_connectivity", "fill_interiors", "ct_watershed", "connected_seeds"]
+           "reassign_by_connectivity", "fill_interiors", "ct_watershed", "connected_seeds", "halfmax_levels"]
 
 
 def fill_sections(mask: np.ndarray, axes: tuple[int, ...] = (0, 1)) -> np.ndarray:
@@ -93,13 +93,21 @@ def halfmax_bone(hu: np.ndarray, spacing_mm: np.ndarray, floor_hu: float, *, rim
     below it (140–200 HU against a 300–1200 HU rim) puts the surface up to one voxel outside, most at
     3 mm where partial volume spreads the edge over a whole voxel.
     """
+    return halfmax_levels(hu, spacing_mm, floor_hu, (frac,), rim_mm=rim_mm, tissue_mm=tissue_mm,
+                          tissue_range_hu=tissue_range_hu, sigma_vox=sigma_vox)[0]
+
+
+def halfmax_levels(hu: np.ndarray, spacing_mm: np.ndarray, floor_hu: float, fracs: tuple[float, ...], *,
+                   rim_mm: float = 2.5, tissue_mm: float = 3.0,
+                   tissue_range_hu: tuple[float, float] = (-100.0, 100.0),
+                   sigma_vox: float | None = None) -> list[np.ndarray]:
+    """:func:`halfmax_bone` at several fractions ``fracs`` (one smoothing and one rim/tissue estimate)."""
     sp = np.asarray(spacing_mm, float)
     sig = np.maximum(0.5, 0.5 / sp) if sigma_vox is None else np.full(3, sigma_vox)
     sm = ndi.gaussian_filter(hu.astype(np.float32), sig) if np.any(sig > 0) else hu.astype(np.float32)
     rim = ndi.maximum_filter(sm, size=_box(rim_mm, sp))
     tissue = np.clip(ndi.minimum_filter(sm, size=_box(tissue_mm, sp)), *tissue_range_hu)
-    thr = np.maximum(tissue + frac * (rim - tissue), floor_hu)
-    return sm > thr
+    return [sm > np.maximum(tissue + f * (rim - tissue), floor_hu) for f in fracs]
 
 
 def _band_element(band_mm: float, sp: np.ndarray) -> np.ndarray:
@@ -135,7 +143,8 @@ def fill_axial_holes(mask: np.ndarray, spacing_mm: np.ndarray, max_mm2: float) -
 def refine_native(lab: np.ndarray, hu: np.ndarray, spacing_mm: np.ndarray, cortical_hu: float, n: int, *,
                   band_mm: float = 2.0, deep_mm: float = 4.0, frac: float = 0.5, floor_frac: float = 0.75,
                   sigma_vox: float = 0.35, fragment_mm3: float = 100.0,
-                  axial_hole_mm2: float = 50.0, dropped: np.ndarray | None = None) -> np.ndarray:
+                  axial_hole_mm2: float = 50.0, dropped: np.ndarray | None = None,
+                  spare_halfmax: bool = False) -> np.ndarray:
     """Redraw every vertebra on the full-resolution CT (canonical arrays, same grid).
 
     The working-grid label map (``lab``, labels 1…n, nearest neighbour on this grid) is trusted only
@@ -150,7 +159,10 @@ def refine_native(lab: np.ndarray, hu: np.ndarray, spacing_mm: np.ndarray, corti
        bone (a thin cortex broken by partial volume);
     3. interiors: holes of the sagittal and coronal sections (marrow of the body, of the processes)
        and axial holes up to ``axial_hole_mm2`` (a process's cancellous core, not the canal);
-       then an opening by the 6-neighbourhood removes one-voxel noise spurs of the solid mask.
+       then an opening by the 6-neighbourhood removes one-voxel noise spurs of the solid mask
+       (``spare_halfmax``: except voxels that are bone by the half-maximum criterion, f = 0.5 — the
+       thin cortex of a lamina or process whose cancellous core is not enclosed; for voxels that
+       resolve a 1-1.5 mm cortex, i.e. ≤ 2 mm).
 
     ``dropped`` (bool array like ``lab``, optional) receives the bone of each vertebra's working-grid
     label that step 2 dropped (components without deep interior, e.g. a neighbour's spinous process
@@ -172,7 +184,9 @@ def refine_native(lab: np.ndarray, hu: np.ndarray, spacing_mm: np.ndarray, corti
             out[box][m] = k
             continue
         allowed = ndi.binary_dilation(m, structure=st) & ((sub == 0) | m)
-        bone = halfmax_bone(hu[box], sp, floor_frac * cortical_hu, sigma_vox=sigma_vox, frac=frac) & allowed
+        bone, half = halfmax_levels(hu[box], sp, floor_frac * cortical_hu, (frac, 0.5), sigma_vox=sigma_vox)
+        bone &= allowed
+        half &= allowed
         deep = ndi.binary_erosion(m, structure=sd)
         solid = bone | deep
         cl, nc = ndi.label(solid)
@@ -194,7 +208,11 @@ def refine_native(lab: np.ndarray, hu: np.ndarray, spacing_mm: np.ndarray, corti
                 d |= (cl > 0) & ~keep[cl] & m
             solid = keep[cl]
         solid = fill_axial_holes(fill_sections(solid), sp, axial_hole_mm2) & allowed
-        solid = ndi.binary_opening(solid) | deep     # noise spurs on the filled (solid) mask
+        # noise spurs of the filled (solid) mask; with ``spare_halfmax`` bone by the half-maximum
+        # criterion is no spur (a 1-1.5 mm cortex whose cancellous core no section encloses is one voxel
+        # thick on voxels of that size)
+        opened = ndi.binary_opening(solid)
+        solid = (opened | (solid & half) if spare_halfmax else opened) | deep
         o = out[box]
         o[solid & (o == 0)] = k
     return out
