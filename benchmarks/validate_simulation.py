@@ -265,7 +265,9 @@ def refine_check(cases, r0=0.5, r1=0.35):
                 "ha_gain_mm": (a["ha_gain_mm"], b["ha_gain_mm"]),
                 "pmax_psi": (max(x["pmax_psi"] for x in a["balloons"]), max(x["pmax_psi"] for x in b["balloons"])),
                 "cement_pmax_kpa": (a["cement_pmax_kpa"], b["cement_pmax_kpa"]),
-                "leak_ml": (sum(l["volume_ml"] for l in a["leaks"]), sum(l["volume_ml"] for l in b["leaks"]))}
+                "leak_ml": (sum(l["volume_ml"] for l in a["leaks"]), sum(l["volume_ml"] for l in b["leaks"])),
+                "leak_extravertebral_ml": (sum(l.get("extravertebral_ml") or 0.0 for l in a["leaks"]),
+                                           sum(l.get("extravertebral_ml") or 0.0 for l in b["leaks"]))}
         rel = {k: (abs(v[1] - v[0]) / max(abs(v[0]), 1e-9) if abs(v[0]) > 1e-6 else abs(v[1] - v[0])) for k, v in keys.items()}
         res.append({"case": c["id"], "spec": c, "values": keys, "rel_change": rel,
                     "wall_s": (a["wall_s"], b["wall_s"]),

@@ -533,7 +533,10 @@ def inject(model: VertebraModel, sources: list[np.ndarray], cavity: np.ndarray |
             continue
         ijk = np.c_[ii[sel], jj[sel], kk[sel]].astype(float)
         loc = np.average(ijk, axis=0, weights=filled_ml[sel])
-        leaks.append({"type": name, "volume_ml": vol, "location_mm": model.index_to_world(loc).tolist()})
+        leaks.append({"type": name, "volume_ml": vol, "location_mm": model.index_to_world(loc).tolist(),
+                      # the part beyond the exit, in the extravertebral leak space (not in the foramen /
+                      # crack / endplate-break voxels of the body wall, whose volume scales with h)
+                      "extravertebral_ml": float(filled_ml[sel & (leak_cls > 0)].sum())})
     grid_ml = float(filled_ml.sum())
     L_can = 120.0
     dp_can = 0.0

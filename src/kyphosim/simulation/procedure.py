@@ -65,6 +65,7 @@ class Leak(BaseModel):
     type: Literal["B", "S", "C", "D", "canal"]
     volume_ml: float
     location_mm: list[float]
+    extravertebral_ml: Optional[float] = None   # part beyond the exit (leak space), mL
 
 
 class CementResult(BaseModel):
@@ -418,7 +419,8 @@ def simulate(ct: Volume, labels: Volume, level: int | str, *, plan: dict | None 
     steps.append(Step(name="set", time_s=clock, volume_ml=round(inj.injected_ml, 4), heights=_h(h_after),
                       note="PMMA set (regular cement setting time, Boger 2008)"))
     leaks = [Leak(type=lk["type"], volume_ml=round(lk["volume_ml"], 5),
-                  location_mm=[round(v, 2) for v in lk["location_mm"]]) for lk in inj.leaks]
+                  location_mm=[round(v, 2) for v in lk["location_mm"]],
+                  extravertebral_ml=round(lk.get("extravertebral_ml", 0.0), 5)) for lk in inj.leaks]
     cem = CementResult(volume_ml=round(inj.injected_ml, 5), target_volume_ml=round(target, 4),
                        grid_volume_ml=round(inj.grid_cement_ml, 5), fill_fraction=round(cast["fill_fraction"], 5),
                        endplate_contact={k: round(v, 4) for k, v in cast["endplate_contact"].items()},
