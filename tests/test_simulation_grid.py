@@ -121,3 +121,32 @@ def test_fracture_line_and_band_at_the_same_physical_depth_on_both_grids(wedge_b
     assert abs(depth[0.5][0] - depth[0.35][0]) < 0.1
     assert abs(depth[0.5][1] - depth[0.35][1]) < 0.1                 # band centre (≈ 3 + 1 mm)
     assert depth[0.5][1] == pytest.approx(4.0, abs=0.15)
+
+
+def test_balloon_holds_at_the_pressure_limit_and_keeps_growing_where_bone_yields(wedge_block):
+    """A low device limit (150 psi): with ``hold_at_pressure_limit`` the balloon keeps taking wall
+    voxels that yield below the limit, never reports more than the limit, and ends at least as big
+    as when it stops at the first step over the limit."""
+    import dataclasses
+
+    from kyphosim.simulation.balloon import inflate
+    from kyphosim.simulation.lift import make_lift
+
+    ct, lab, sub, truth = wedge_block
+    dev = dataclasses.replace(BALLOONS[15], max_pressure_kpa=150 * 6.894757)
+    trs = [{"side": s, **truth["levels"][20]["pedicles"][s]} for s in ("left", "right")]
+    vols = {}
+    for hold in (False, True):
+        p = DEFAULT_PARAMS.with_(hold_at_pressure_limit=hold)
+        m = build_model(ct, lab, 20, resolution_mm=1.0)
+        acc = make_access(m, trs, "kyphoplasty", balloon_length_mm=15, params=p)
+        res = inflate(m, acc, [dev] * 2, make_lift(m, p), p)
+        assert res.mass_error_pct < 1.0
+        for b in res.balloons:
+            assert max(q for _, q in b.pv_curve) <= dev.max_pressure_kpa + 1e-6
+        vols[hold] = sum(b.volume_ml for b in res.balloons)
+        if hold:
+            assert all(b.stop_reason in ("device pressure limit", "height restored", "device volume limit",
+                                         "balloon touches the cortical wall", "no bone can yield (enclosed)")
+                       for b in res.balloons)
+    assert vols[True] > vols[False]          # it kept growing at the limit (0.35 → 0.38 mL here)
