@@ -10,7 +10,8 @@ The phantom draws thoracic ribs (bone in the CT, label 0, as in VerSe) but no sa
 come from ``first_label`` (the user anchor); the unanchored run must flag the labels as ambiguous.
 Phantoms: thoracolumbar T10–L3 (1 mm), lumbar T12–L4 (1×1×2 mm), mid-thoracic T4–T9 (1 mm, full
 ribs); then fresh seeds (never used to choose anything) at the half-maximum convention.
-Run: ``python benchmarks/bench_segment_phantom.py [--no-fresh]``.
+Run: ``python benchmarks/bench_segment_phantom.py [--no-fresh]``; ``--heldout`` runs only the session-4
+held-out seeds 60-63.
 """
 
 from __future__ import annotations
@@ -31,10 +32,16 @@ FRESH = [dict(levels="T10-L3", spacing_mm=(1, 1, 1), orientation="LPS", seed=s) 
         [dict(levels="T4-T9", spacing_mm=(1, 1, 1), orientation="LPS", seed=23),
          dict(levels="T6-T11", spacing_mm=(1, 1, 1), orientation="RAS", seed=24)]
 
+#: session-4 held-out check (run once, after the session-4 code was final; never used to choose anything)
+HELDOUT = [dict(levels="T4-T9", spacing_mm=(1, 1, 1), orientation="LPS", seed=60),
+           dict(levels="T6-T11", spacing_mm=(1, 1, 1), orientation="RAS", seed=61),
+           dict(levels="T10-L3", spacing_mm=(1, 1, 1), orientation="LPS", seed=62),
+           dict(levels="T12-L4", spacing_mm=(1.0, 1.0, 2.0), orientation="PIR", seed=63)]
 
-def fresh():
+
+def fresh(specs=FRESH):
     """Whole-vertebra Dice at the half-maximum convention on fresh seeds (fully visible levels)."""
-    for sp in FRESH:
+    for sp in specs:
         ph = make_phantom(PhantomSpec(fractures=[], bmd_mg_cm3=85, **sp))
         t = time.perf_counter()
         res = segment_spine(ph.ct, backend="classic", first_label=sp["levels"].split("-")[0],
@@ -129,6 +136,9 @@ def tptbox_subregions():
 if __name__ == "__main__":
     import sys
 
+    if "--heldout" in sys.argv:
+        fresh(HELDOUT)
+        sys.exit(0)
     tptbox_subregions()
     main()
     if "--no-fresh" not in sys.argv:
