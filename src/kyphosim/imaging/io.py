@@ -80,7 +80,10 @@ def _read_nifti(p: Path) -> Volume:
         raise InputError(f"{p.name} has zero or invalid voxel spacing {raw_zooms.tolist()} in its header")
     if np.any(zooms <= 0) or np.any(~np.isfinite(zooms)):
         raise InputError(f"{p.name} has zero or invalid voxel spacing {zooms.tolist()}")
-    return Volume(data, affine, meta={"path": str(p), "format": "nifti"})
+    try:
+        return Volume(data, affine, meta={"path": str(p), "format": "nifti"})
+    except InputError as exc:  # name the file
+        raise InputError(f"{p.name}: {exc}") from None
 
 
 def _raw_pixdim(p: Path, img) -> np.ndarray | None:

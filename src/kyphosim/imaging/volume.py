@@ -88,8 +88,11 @@ class Volume:
         if not np.all(np.isfinite(aff)):
             raise InputError("affine contains non-finite values (NaN or inf)")
         sp = voxel_sizes(aff)
-        if np.any(sp < 1e-3) or abs(np.linalg.det(aff[:3, :3])) < 1e-9:
+        if np.any(sp < 1e-3):
             raise InputError(f"voxel spacing {np.round(sp, 4).tolist()} mm is zero or degenerate")
+        if abs(np.linalg.det(aff[:3, :3])) < 1e-6 * float(np.prod(sp)):
+            raise InputError("the affine is singular: two array axes point along the same world direction "
+                             f"(voxel spacing {np.round(sp, 4).tolist()} mm)")
         if np.any(sp > 50):
             raise InputError(f"voxel spacing {np.round(sp, 3).tolist()} mm is absurd (> 50 mm)")
         object.__setattr__(self, "data", data)

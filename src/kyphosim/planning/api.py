@@ -165,6 +165,15 @@ def plan_level(labels: Volume, label: int, *, ct: Volume | None = None, approach
     return lp, {"raster": raster, "pedicles": peds, "body": body, "bipedicular": bip, "unipedicular": uni}
 
 
+def canonical_inputs(ct: Volume | None, labels: Volume, subregions: Volume | None):
+    """(ct, labels, subregions) in RAS voxel order; the sub-region array is taken on the label grid
+    (planning only requires the same shape)."""
+    if subregions is not None:
+        subregions = Volume(np.asarray(subregions.data), labels.affine, is_label=True,
+                            source_axcodes=subregions.source_axcodes, meta=subregions.meta).as_canonical()
+    return (ct.as_canonical() if ct is not None else None), labels.as_canonical(), subregions
+
+
 def plan_procedure(ct: Volume | None, labels: Volume, levels: str | Iterable[int] | int, *, approach: str = "auto",
                    gauge: int = 10, subregions: Volume | None = None, progress=None,
                    debug: dict | None = None) -> Plan:
@@ -204,6 +213,12 @@ def plan_procedure(ct: Volume | None, labels: Volume, levels: str | Iterable[int
         raise InputError("CT and labels are not on the same grid")
     if subregions is not None and subregions.shape != labels.shape:
         raise InputError("sub-region map is not on the label grid")
+    # one fixed voxel order (RAS): the pedicle and trajectory search walks voxel grids from their low
+    # corner, so another voxel order of the same world moved entry points by up to 0.8 mm and the
+    # convergence by 1.2° (docs/robustness.md); every output is in world coordinates
+    inputs = {"ct": (ct.meta.get("path") if ct is not None else None), "labels": labels.meta.get("path"),
+              "subregions": subregions.meta.get("path") if subregions is not None else None}
+    ct, labels, subregions = canonical_inputs(ct, labels, subregions)
     out = []
     for i in ids:
         lp, dbg = plan_level(labels, i, ct=ct, approach=approach, gauge=int(gauge), subregions=subregions)
@@ -224,9 +239,7 @@ def plan_procedure(ct: Volume | None, labels: Volume, levels: str | Iterable[int
                             "min_clearance_cortex_mm": MIN_CLEARANCE_CORTEX_MM,
                             "tip_fraction_bipedicular": TIP_FRACTION, "tip_fraction_unipedicular": UNI_TIP_FRACTION,
                             "cannula_outer_diameter_mm": cannula_outer_diameter_mm(gauge)},
-                inputs={"ct": (ct.meta.get("path") if ct is not None else None), "labels": labels.meta.get("path"),
-                        "subregions": subregions.meta.get("path") if subregions is not None else None},
-                kyphosim_version=ver)
+                inputs=inputs, kyphosim_version=ver)
 
 
 def plan_instruments(plan: Plan | dict, *, level: int | None = None, stylet: bool = True) -> list:

@@ -16,7 +16,7 @@ def write_plan_images(ct: Volume, labels: Volume, plan: dict, out: Path, *, gaug
     ``plan`` is a ``kyphosim.plan/1`` dict; ``approach`` (default: each level's own) is the approach
     used to re-derive the pedicle raster for the trajectory views. Returns the file names written.
     """
-    from kyphosim.planning.api import plan_level
+    from kyphosim.planning.api import canonical_inputs, plan_level
     from kyphosim.planning.figures import fluoro_for_plan, save_drr_png, save_trajectory_views
 
     out = Path(out)
@@ -29,8 +29,9 @@ def write_plan_images(ct: Volume, labels: Volume, plan: dict, out: Path, *, gaug
             save_drr_png(drr, f, trajectories=trajs, title=f"{lv['name']} {view.upper()} — {lv['approach']}")
             files.append(f.name)
         if lv["trajectories"]:
-            _, dbg = plan_level(labels, lv["label"], approach=approach or lv["approach"], gauge=gauge,
-                                subregions=subregions)
+            _, lab_c, sub_c = canonical_inputs(None, labels, subregions)  # as plan_procedure
+            _, dbg = plan_level(lab_c, lv["label"], approach=approach or lv["approach"], gauge=gauge,
+                                subregions=sub_c)
             for t in lv["trajectories"]:
                 f = out / f"{lv['name']}_{t['side']}_trajectory.png"
                 save_trajectory_views(ct, dbg["raster"], t, f)
