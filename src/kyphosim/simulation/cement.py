@@ -295,8 +295,16 @@ def inject(model: VertebraModel, sources: list[np.ndarray], cavity: np.ndarray |
         r_src_mm = max(r_src_mm, 0.8 * float(cannula[0]["od_mm"]) / 2.0)
     body_o = (model.body.ravel()[faces.flat]) & (leak_map.ravel()[faces.flat] == 0)
     src_ball = np.zeros(n, bool)
+    # the cement enters the connected pore space: a source whose nearest flow voxel is an isolated
+    # pocket (< 1 % of the domain, e.g. a voxel walled in by the needle and the endplate on a
+    # coarse grid) is taken at the nearest voxel of a larger connected part instead
+    comp, ncomp_om = ndi.label(omega)
+    comp_of_om = comp[tuple(om_idx.T)]
+    big = np.bincount(comp_of_om, minlength=ncomp_om + 1) >= max(1, 0.01 * om_idx.shape[0])
     for s in sources:
         d = np.sum((om_idx - np.asarray(s)[None, :]) ** 2, axis=1)
+        if not big[comp_of_om[int(np.argmin(d))]] and big[comp_of_om].any():
+            d = np.where(big[comp_of_om], d, np.inf)
         sid = int(faces.index[np.ravel_multi_index(om_idx[int(np.argmin(d))], model.shape)])
         src_ids.append(sid)
         near = np.flatnonzero(d <= (r_src_mm / h) ** 2)
@@ -431,7 +439,7 @@ def inject(model: VertebraModel, sources: list[np.ndarray], cavity: np.ndarray |
 
         def ensure_open(act: np.ndarray, score: np.ndarray) -> np.ndarray:
             has = np.bincount(fr_g[act], None, ncomp) > 0
-            if has.all():
+            if has.all() or fr_g.size == 0:      # no front face at all: nothing to open
                 return act
             order = np.lexsort((-score, fr_g))           # best score first within each group
             first = order[np.r_[True, fr_g[order][1:] != fr_g[order][:-1]]]
