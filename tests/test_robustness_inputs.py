@@ -78,6 +78,8 @@ def make_bad_inputs(tmp: Path) -> tuple[dict, dict]:
     add("ct:raw_0_4095", "ct", _nifti(tmp / "ct_raw.nii.gz", np.clip(ctd + 1024, 0, 4095).astype(np.int16), aff))
     add("labels:float_nonint", "labels", _nifti(tmp / "lab_float.nii.gz", labd.astype(np.float32) * 0.37, aff))
     add("labels:no_vertebrae", "labels", _nifti(tmp / "lab_none.nii.gz", np.where(labd > 0, 26, 0).astype(np.uint8), aff))
+    sub_ids = np.where(labd > 0, 41 + (labd % 10), 0).astype(np.uint8)  # a seg-subreg mask given as labels
+    add("labels:subregion_mask", "labels", _nifti(tmp / "lab_subreg.nii.gz", sub_ids, aff))
     other = aff.copy()
     other[:3, 3] += 7.0
     add("labels:other_grid", "labels", _nifti(tmp / "lab_other.nii.gz", labd[:, :, :-3], other))
@@ -142,18 +144,6 @@ def _sweep(tmp_path_factory):
     return _SWEEP
 
 
-def _case_ids():
-    # the same ids make_bad_inputs produces, without building the files at collection time
-    roles = {"ct": "ct", "labels": "labels"}
-    names = []
-    for role in roles:
-        names += [f"{role}:{n}" for n in ("missing", "directory", "text_as_nifti", "2d", "4d", "zero_spacing",
-                                          "nan_spacing", "50mm_spacing", "singular_affine")]
-    names += ["ct:all_zero", "ct:raw_0_4095", "labels:float_nonint", "labels:no_vertebrae", "labels:other_grid",
-              "level:absent", "out:not_writable"]
-    return names
-
-
 @pytest.mark.parametrize("cmd", list(COMMANDS))
 def test_bad_inputs_give_one_line_and_exit_2(cmd, cli, capsys, tmp_path_factory):
     """Each broken input → exit code 2 and exactly one stderr line 'kyphosim: error: ...' naming the problem."""
@@ -203,3 +193,11 @@ def test_output_folder_is_checked_before_the_work(cli, capsys, tmp_path_factory)
     code, _, err = cli(["simulate", good["ct"], "--labels", good["labels"], "--level", "L1",
                         "--out", bad["out:not_writable"][1]], capsys)
     assert code == 2 and "--out" in err and "cannot create the output folder" in err
+
+
+def test_subregion_mask_given_as_labels(shared_data, cli, capsys):
+    """The TPTBox/VerSe seg-subreg mask (41–50) passed as --labels was read as ten vertebrae C1–T3."""
+    d = shared_data / "tptbox_l3"
+    code, _, err = cli(["info", d / "sub-ct_label-22_ct.nii.gz", "--labels",
+                        d / "sub-ct_seg-subreg_label-22_msk.nii.gz"], capsys)
+    assert code == 2 and "sub-region ids" in err and "--subregions" in err

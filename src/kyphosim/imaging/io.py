@@ -306,6 +306,12 @@ def _relabel_multilabel(raw: Volume, fmt: str) -> Volume:
                              f"(is this an image rather than a mask?)")
     data = np.round(data).astype(np.int32) if data.dtype != np.int32 else data
     present = set(np.unique(data).tolist()) - {0}
+    if fmt == "auto" and present and present <= set(range(41, 51)):
+        # a VerSe/TPTBox sub-region mask (seg-subreg, ids 41–50) given as vertebra labels was read as
+        # TotalSegmentator v2 ids, i.e. ten vertebrae C1–T3 (docs/robustness.md)
+        raise LabelError(f"{Path(raw.meta.get('path', '?')).name}: ids {sorted(present)} are VerSe/TPTBox "
+                         f"sub-region ids (41–50), not vertebrae: pass this file as --subregions and the "
+                         f"vertebra mask (seg-vert) as --labels")
     if fmt == "auto":
         # VerSe ids are a subset of 1–28; TotalSegmentator v2 puts vertebrae at 26–50 (25 sacrum),
         # v1 at 18–41 with organs at 1–17.
