@@ -151,3 +151,24 @@ def test_plan_identical_in_another_voxel_order(cli, capsys, tmp_path):
                                          subregions=reoriented(sub, codes)))
         ref.pop("inputs"), res.pop("inputs")
         assert res == ref
+
+
+def test_labels_in_another_voxel_order_than_the_ct(block1mm, block1mm_ref, cli, capsys, tmp_path):
+    """A mask saved in another voxel order than its CT (same world grid) was a grid mismatch that asked
+    for --resample-labels; it is now reordered losslessly (load_labels and assess_spine)."""
+    import json
+
+    from kyphosim.assess import assess_spine
+    from kyphosim.imaging.io import load_ct, load_labels, save_volume
+
+    ct, lab = block1mm
+    lab_ila = reoriented(lab, "ILA")
+    c = compare_assessments(block1mm_ref, assess_spine(ct, lab_ila))
+    assert c["categorical"] == [] and c["max_abs"] == 0, c
+    ctp = save_volume(ct, tmp_path / "ct.nii.gz")
+    labp = save_volume(lab_ila, tmp_path / "lab_ila.nii.gz")
+    loaded = load_labels(labp, reference=load_ct(ctp))
+    assert "".join(loaded.axcodes) == "RAS" and np.array_equal(loaded.data, np.asarray(lab.data))
+    code, _, err = cli(["assess", ctp, "--labels", labp, "--out", tmp_path / "o", "--no-figures"], capsys)
+    assert code == 0, err
+    assert json.loads((tmp_path / "o" / "assessment.json").read_text())["levels"][1]["genant_grade"] is not None

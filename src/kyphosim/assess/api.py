@@ -155,6 +155,8 @@ def assess_spine_detailed(ct: Optional[Volume], labels: Volume, *, subregions: O
     """
     if not isinstance(labels, Volume):
         raise InputError("labels must be a kyphosim Volume (use kyphosim.imaging.load_labels)")
+    if ct is not None and not labels.same_grid(ct) and labels.reorient(ct.axcodes).same_grid(ct):
+        labels = labels.reorient(ct.axcodes)  # the CT's grid in another voxel order: reorder losslessly
     if ct is not None and not labels.same_grid(ct):
         if not resample_labels:
             raise GridMismatchError(

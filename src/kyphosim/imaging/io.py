@@ -287,6 +287,11 @@ def load_labels(path: str | os.PathLike, *, reference: Volume | None = None, res
     if not ids:
         raise LabelError(f"{p.name}: the label map holds no vertebra ids (VerSe 1–25, 28)")
     if reference is not None and not vol.same_grid(reference):
+        same_world = vol.reorient(reference.axcodes)
+        if same_world.same_grid(reference):  # the CT's grid in another voxel order: reorder, no resampling
+            vol = Volume(same_world.data, reference.affine, is_label=True,
+                         source_axcodes=reference.source_axcodes, meta=vol.meta)
+    if reference is not None and not vol.same_grid(reference):
         if not resample:
             raise GridMismatchError(
                 f"labels {p.name} ({vol.shape}, {''.join(vol.axcodes)}) are not on the CT grid "
