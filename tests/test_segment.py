@@ -370,3 +370,20 @@ def test_refine_native_keeps_a_one_voxel_cortex_only_when_told():
     assert (spared[26:34, 17, 12:24] == 1).mean() > 0.9
     assert (opened[26:34, 17, 12:24] == 1).mean() < 0.2
     assert (spared[10:26, 10:26, 10:26] == 1).all() and (opened[11:25, 11:25, 11:25] == 1).all()
+
+
+def test_find_canal_keeps_to_the_tube():
+    """Slices where the ring is open but another hole behind the bone's centroid appears (a body's
+    section inside its cortical ring at a thin endplate) do not take that hole as the canal."""
+    from kyphosim.segment.subregions import find_canal
+
+    lab = np.zeros((50, 70, 20), np.int32)
+    lab[5:45, 2:40, :] = 7
+    lab[21:29, 8:16, :] = 0                      # canal (8 x 8 mm) behind the body
+    for z in (8, 9, 10):
+        lab[21:29, 0:16, z] = 0                  # ring open behind the canal (no lamina here)
+        lab[5:45, 40:60, z] = 7                  # more bone in front: centroid moves forward
+        lab[21:29, 22:30, z] = 0                 # a hole off the canal's path
+    found = find_canal(lab, [7], np.ones(3))
+    assert set(found) == set(range(20)) - {8, 9, 10}
+    assert all(found[z][1][21:29, 8:16].all() for z in found)

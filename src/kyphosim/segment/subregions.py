@@ -56,16 +56,22 @@ def _disk(radius_mm: float, sp: np.ndarray) -> np.ndarray:
 
 
 def find_canal(lab: np.ndarray, verts: list[int], spacing_mm: np.ndarray, *, close_mm: float = 1.5,
-               min_canal_mm2: float = 40.0, max_canal_mm2: float = 800.0) -> dict[int, tuple]:
+               min_canal_mm2: float = 40.0, max_canal_mm2: float = 800.0,
+               path_mm: float = 10.0) -> dict[int, tuple]:
     """Per axial slice, the canal hole enclosed by a vertebra's own mask.
 
-    Returns {z: (vertebra label, 2-D hole mask)} for slices where a closed ring was found.
+    Returns {z: (vertebra label, 2-D hole mask)} for slices where a closed ring was found. Candidates
+    are the holes of the closed axial section behind the bone's centroid, ``min_canal_mm2`` to
+    ``max_canal_mm2``; per slice the one nearest the running median (± ``path_mm`` along z) of the
+    slices' largest candidates is the canal (the canal is a continuous tube), unless it lies farther
+    from that path than its own equivalent radius (e.g. the hole of a body's axial section at the level
+    of a thin central endplate, inside its cortical ring).
     """
     sp = np.asarray(spacing_mm, float)
     disk = _disk(close_mm, sp)
     pad = disk.shape[0]
     px_mm2 = float(sp[0] * sp[1])
-    found: dict[int, tuple] = {}
+    cands: dict[int, list] = {}
     for v in verts:
         sl = ndi.find_objects((lab == v).astype(np.uint8))
         if not sl or sl[0] is None:
@@ -84,22 +90,36 @@ def find_canal(lab: np.ndarray, verts: list[int], spacing_mm: np.ndarray, *, clo
                 continue
             areas = np.bincount(hl.ravel())[1:] * px_mm2
             # the body is in front (+y) of the canal: keep holes whose centroid lies behind the
-            # centroid of the slice's bone, take the largest
+            # centroid of the slice's bone
             ys = np.nonzero(m)[1]
             y_bone = float(ys.mean())
-            best, best_a = 0, 0.0
             for j, a in enumerate(areas, start=1):
                 if a < min_canal_mm2 or a > max_canal_mm2:
                     continue
-                cy = float(np.nonzero(hl == j)[1].mean())
-                if cy <= y_bone and a > best_a:
-                    best, best_a = j, a
-            if best:
+                xs_j, ys_j = np.nonzero(hl == j)
+                if float(ys_j.mean()) > y_bone:
+                    continue
                 full = np.zeros(lab.shape[:2], bool)
-                full[x0:x1, y0:y1] = hl == best
-                if z not in found or best_a > found[z][2]:
-                    found[z] = (v, full, best_a)
-    return {z: (v, m) for z, (v, m, _) in found.items()}
+                full[x0:x1, y0:y1] = hl == j
+                cands.setdefault(z, []).append((v, full, a, np.array([xs_j.mean() + x0, ys_j.mean() + y0])))
+    if not cands:
+        return {}
+    # the canal is a continuous tube: per slice, the candidate nearest the running median of the largest
+    # candidates' centroids (± path_mm along z) — a hole enclosed behind it by processes of the same or
+    # a neighbouring vertebra (a larger, but displaced, hole) is not the canal
+    zs = np.array(sorted(cands))
+    big = np.array([max(cands[z], key=lambda c: c[2])[3] for z in zs])
+    half = max(1, int(round(path_mm / float(sp[2]))))
+    found = {}
+    for i, z in enumerate(zs):
+        lo, hi = np.searchsorted(zs, [z - half, z + half + 1])
+        ref = np.median(big[lo:hi], axis=0)
+        d = [float(np.hypot(*((c[3] - ref) * sp[:2]))) for c in cands[z]]
+        j = int(np.argmin(d))
+        v, m, a, _ = cands[z][j]
+        if d[j] <= np.sqrt(a / np.pi):        # off the tube by more than its own radius: not the canal
+            found[z] = (v, m)
+    return found
 
 
 def _shifted(mask2d: np.ndarray, dx: float, dy: float) -> np.ndarray:
